@@ -39,13 +39,13 @@ class PlacementError(ValueError):
 class Scene:
     name: str
     params: tuple[str, ...]  # the parameters a recipe must give
-    place: Callable[[dict, np.random.Generator], list[Ball]]
+    place: Callable[[dict, np.random.Generator, int], list[Ball]]  # (params, rng, num_frames)
     gravity: Callable[[dict], float]
     walls: bool
     description: str
 
     def simulate(self, params: dict, rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> Trajectory:
-        balls = self.place(params, rng)
+        balls = self.place(params, rng, num_frames)
         return simulate(self.name, dict(params), balls, self.gravity(params), self.walls, num_frames)
 
 
@@ -57,26 +57,27 @@ def _start_x(r: float, v: float, rng: np.random.Generator) -> float:
     return rng.uniform(r, high)
 
 
-def place_uniform(p: dict, rng: np.random.Generator) -> list[Ball]:
+def place_uniform(p: dict, rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> list[Ball]:
     r, v = p["r"], p["v"]
     x = _start_x(r, v, rng)
     y = rng.uniform(r + MARGIN, WORLD_SIZE - MARGIN - r)
     return [Ball(x, y, v, 0.0, r, RED)]
 
 
-def place_parabola(p: dict, rng: np.random.Generator) -> list[Ball]:
+def place_parabola(p: dict, rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> list[Ball]:
     r, v = p["r"], p["v"]
     x = _start_x(r, v, rng)
     y = rng.uniform(WORLD_SIZE - 3 * MARGIN - r, WORLD_SIZE - MARGIN - r)  # [8.5 - r, 9.5 - r]
     return [Ball(x, y, v, 0.0, r, RED)]
 
 
-def place_collision(p: dict, rng: np.random.Generator) -> list[Ball]:
-    """PhyWorld's rule: the centre distance leaves >= 8 frames before and after the collision."""
+def place_collision(p: dict, rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> list[Ball]:
+    """PhyWorld's rule: the centre distance leaves >= 8 frames before and >= 8 after the collision
+    within the clip's `num_frames`."""
     r1, r2, v1, v2 = p["r1"], p["r2"], p["v1"], p["v2"]
     closing = v1 + v2  # speed at which the gap closes
     min_dist = MIN_PRE_FRAMES * FRAME_DT * closing + r1 + r2
-    max_dist = min((NUM_FRAMES - MIN_POST_FRAMES) * FRAME_DT * closing + r1 + r2, WORLD_SIZE - r1 - r2)
+    max_dist = min((num_frames - MIN_POST_FRAMES) * FRAME_DT * closing + r1 + r2, WORLD_SIZE - r1 - r2)
     if closing <= 0:
         raise PlacementError(f"balls never meet (v1 + v2 = {closing:g})")
     if min_dist > max_dist:
@@ -94,7 +95,7 @@ def place_collision(p: dict, rng: np.random.Generator) -> list[Ball]:
     return [Ball(x1, y, v1, 0.0, r1, RED), Ball(x2, y, -v2, 0.0, r2, BLUE)]
 
 
-def place_box(p: dict, rng: np.random.Generator) -> list[Ball]:
+def place_box(p: dict, rng: np.random.Generator, num_frames: int = NUM_FRAMES) -> list[Ball]:
     """n non-overlapping balls anywhere in the box, speeds in [v_min, v_max], any direction."""
     n = int(p["n"])
     if not 1 <= n <= len(PALETTE):

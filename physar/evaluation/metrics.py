@@ -76,7 +76,10 @@ def clip_errors(scene: str, pred_positions: np.ndarray, pred_radii: np.ndarray, 
     v_true = (gt[step + 1] - gt[step]) / frame_dt
     out["x_err"] = float(np.nanmean(np.abs(pos[..., 0] - gt[..., 0]))) if len(idx) else float("nan")
     out["y_err"] = float(np.nanmean(np.abs(pos[..., 1] - gt[..., 1]))) if len(idx) else float("nan")
-    out["delta_r"] = float(np.nanmax(rad) - np.nanmin(rad)) if np.isfinite(rad).any() else float("nan")
+    # radius consistency: how much each ball's parsed radius varies over the clip (worst ball)
+    finite = np.isfinite(rad).any(axis=0)
+    out["delta_r"] = (float(np.max(np.nanmax(rad[:, finite], axis=0) - np.nanmin(rad[:, finite], axis=0)))
+                      if finite.any() else float("nan"))
 
     if scene == "uniform":
         out["vel_error"] = _mean_velocity_error(v_pred[..., 0], v_true[..., 0])

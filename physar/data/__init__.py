@@ -1,0 +1,1 @@
+"""Simulated datasets: recipes, generation to disk, previews, a PyTorch dataset."""
