@@ -32,18 +32,24 @@ def _label(record: dict) -> str:
     return f"#{record['index']} {record['scene']} {record['bucket']}: {params}"
 
 
-def _row(frames: np.ndarray, columns: list[int], tile: int, text: str) -> Image.Image:
+def _row(frames: np.ndarray, columns: list[int], tile: int, text: str, conditioning: int) -> Image.Image:
+    """One clip: the chosen frames side by side, conditioning frames framed in blue."""
     tiles = [Image.fromarray(frames[k]).resize((tile, tile), Image.NEAREST) for k in columns]
     row = Image.new("RGB", (tile * len(tiles) + 2 * (len(tiles) - 1), tile + LABEL_HEIGHT), (235, 235, 235))
-    for i, t in enumerate(tiles):
-        row.paste(t, (i * (tile + 2), LABEL_HEIGHT))
-    ImageDraw.Draw(row).text((2, 1), text, fill=(0, 0, 0))
+    draw = ImageDraw.Draw(row)
+    for i, (k, t) in enumerate(zip(columns, tiles)):
+        x = i * (tile + 2)
+        row.paste(t, (x, LABEL_HEIGHT))
+        if k < conditioning:
+            draw.rectangle([x, LABEL_HEIGHT, x + tile - 1, LABEL_HEIGHT + tile - 1], outline=(40, 90, 230), width=2)
+    draw.text((2, 1), text, fill=(0, 0, 0))
     return row
 
 
 def show(data_dir: str | Path, out: str | Path | None = None, clips: int = 6, frames: int = 8,
          videos: str | Path | None = None, gif: bool = True) -> Path:
-    """Write `strip.png` (one row per clip, `frames` evenly spaced frames) and a GIF per clip.
+    """Write `strip.png` (one row per clip, `frames` evenly spaced frames, the conditioning
+    frames framed in blue) and a GIF per clip.
 
     With `videos`, each clip shows two rows: the ground truth and the video of the same name
     under `videos` (a generator's output). Returns the path of the strip.
@@ -65,7 +71,7 @@ def show(data_dir: str | Path, out: str | Path | None = None, clips: int = 6, fr
             clip_frames.append(f)
             tile = max(MIN_TILE, f.shape[1])
             columns = sorted({int(round(x)) for x in np.linspace(0, len(f) - 1, min(frames, len(f)))})
-            rows.append(_row(f, columns, tile, prefix + _label(r)))
+            rows.append(_row(f, columns, tile, prefix + _label(r), r["conditioning_frames"]))
         if gif:
             both = np.concatenate([np.asarray(f[: min(len(x) for x in clip_frames)]) for f in clip_frames], axis=2)
             scale = max(1, MIN_TILE // both.shape[1])
