@@ -18,6 +18,9 @@ app = typer.Typer(help="Phys-AR: simulate physics datasets, evaluate video gener
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Simulated datasets: generate splits from a recipe, preview them.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+tokenizer_app = typer.Typer(help="The DDT tokenizer: train it, encode datasets to token ids, decode and reconstruct.",
+                            no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
 
 
 class Split(str, Enum):
@@ -91,14 +94,115 @@ def demo_cmd(
     typer.echo(run_demo(out, count, resolution, workers))
 
 
+@tokenizer_app.command("train")
+def tokenizer_train(
+    config: Path = typer.Option(..., help="Tokenizer config YAML, e.g. configs/tokenizer/cpu.yaml."),
+    data: list[Path] = typer.Option(..., help="Dataset folder(s) to take frames from: --data A B C (or --data A --data B)."),
+    out: Path = typer.Option(Path("runs/tokenizer"), help="Run folder: checkpoint/, train_state/, log.jsonl, samples/."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+    steps: Optional[int] = typer.Option(None, help="Override the config's number of training steps."),
+    clips_per_dataset: Optional[int] = typer.Option(None, help="Use this many clips of each folder (an even random spread). Default: all."),
+    frames_per_clip: Optional[int] = typer.Option(8, help="Evenly spaced frames kept per clip (memory: 12 KB a frame at 64 px)."),
+):
+    """Train the DDT tokenizer (encoder, FSQ, diffusion decoder, one-step renderer); runs under `accelerate launch`."""
+    from physar.tokenizer.train import train
+
+    result = train(config, data, out, resume=resume, steps=steps, clips_per_dataset=clips_per_dataset,
+                   frames_per_clip=frames_per_clip)
+    typer.echo(f"{out / 'checkpoint'}: {result}")
+
+
+CHECKPOINT_HELP = "Tokenizer checkpoint folder (config.json + model.safetensors), or a run folder holding checkpoint/."
+STEPS_HELP = "Decoder: 0 = the one-step renderer (deterministic, fast); N >= 1 = N-step DDIM with the diffusion decoder."
+NUM_TOKENS_HELP = "Decode from only the first n tokens in the LM's order (coarse first). Default: all."
+
+
+@tokenizer_app.command("encode")
+def tokenizer_encode(
+    data_dir: Path = typer.Argument(..., help="A dataset folder (metadata.jsonl + videos)."),
+    checkpoint: Path = typer.Option(..., help=CHECKPOINT_HELP),
+    name: str = typer.Option("ddt", help="Token file name: DATA_DIR/tokens/NAME.safetensors."),
+):
+    """Encode every clip of a dataset to token ids [clips, frames, K], saved beside it."""
+    from physar.tokenizer.codec import encode_dataset
+
+    typer.echo(encode_dataset(data_dir, checkpoint, name))
+
+
+@tokenizer_app.command("decode")
+def tokenizer_decode(
+    tokens: Path = typer.Argument(..., help="A token file written by `physar tokenizer encode` (or by a generator)."),
+    checkpoint: Path = typer.Option(..., help=CHECKPOINT_HELP),
+    out: Path = typer.Option(..., help="Folder for the videos (the file names recorded in the token file)."),
+    steps: int = typer.Option(0, min=0, help=STEPS_HELP),
+    num_tokens: Optional[int] = typer.Option(None, min=0, help=NUM_TOKENS_HELP),
+):
+    """Decode token ids to videos."""
+    from physar.tokenizer.codec import decode_tokens
+
+    typer.echo(decode_tokens(tokens, checkpoint, out, steps, num_tokens))
+
+
+@tokenizer_app.command("reconstruct")
+def tokenizer_reconstruct(
+    data_dir: Path = typer.Argument(..., help="A dataset folder (metadata.jsonl + videos)."),
+    checkpoint: Path = typer.Option(..., help=CHECKPOINT_HELP),
+    out: Path = typer.Option(..., help="Folder for the reconstructed videos (same file names) and tokenizer_report.md."),
+    steps: int = typer.Option(0, min=0, help=STEPS_HELP),
+    num_tokens: Optional[int] = typer.Option(None, min=0, help=NUM_TOKENS_HELP),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N clips."),
+):
+    """Encode and decode every clip; then `physar evaluate DATA_DIR --videos OUT` measures them."""
+    from physar.tokenizer.codec import reconstruct, report_markdown
+
+    typer.echo(report_markdown(reconstruct(data_dir, checkpoint, out, steps, num_tokens, limit)))
+
+
+@tokenizer_app.command("inspect")
+def tokenizer_inspect(
+    data_dir: Path = typer.Argument(..., help="A dataset folder to take frames from."),
+    checkpoint: Path = typer.Option(..., help=CHECKPOINT_HELP),
+    out: Path = typer.Option(..., help="Folder for prefixes.md/json/png and prefix_strip.png."),
+    clips: int = typer.Option(24, min=1, help="Clips to take three frames from."),
+    steps: int = typer.Option(20, min=1, help="DDIM steps for the diffusion rows."),
+):
+    """The recursive property: reconstruction error when decoding from the first n tokens, and codebook usage."""
+    from physar.tokenizer.codec import inspect_prefixes
+
+    inspect_prefixes(data_dir, checkpoint, out, clips, steps)
+    typer.echo((out / "prefixes.md").read_text())
+
+
+MULTI_VALUE_OPTIONS = ("--data",)
+
+
+def _expand_multi_value_options(argv: list[str]) -> list[str]:
+    """`--data A B C` -> `--data A --data B --data C` (click takes one value per option)."""
+    out, current = [], None
+    for arg in argv:
+        if arg in MULTI_VALUE_OPTIONS:
+            current = arg
+            continue
+        if current and not arg.startswith("-"):
+            out += [current, arg]
+            continue
+        current = None
+        out.append(arg)
+    return out
+
+
 def main() -> None:
     from physar.data.generate import GenerationError
     from physar.data.recipe import RecipeError
+    from physar.tokenizer.config import ConfigError
+    from physar.tokenizer.model import CheckpointError
+    from physar.tokenizer.train import TrainingError
     from physar.video import VideoReadError
 
     try:
-        app()
-    except (RecipeError, GenerationError, VideoReadError, FileNotFoundError, NotADirectoryError) as e:
+        app(args=_expand_multi_value_options(sys.argv[1:]), prog_name="physar")
+    except (RecipeError, GenerationError, VideoReadError, ConfigError, CheckpointError, TrainingError, FileNotFoundError,
+            NotADirectoryError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -1,0 +1,107 @@
+"""The tokenizer's configuration: architecture and training settings in one YAML file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line."""
+
+
+@dataclass
+class TokenizerConfig:
+    # frames and tokens
+    resolution: int = 64
+    num_tokens: int = 8  # K tokens per frame
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8, 8])  # codebook = prod = 4096
+    # encoder: conv stem to an 8x8 grid, then a transformer over [patches; K queries]
+    encoder_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    encoder_dim: int = 128
+    encoder_layers: int = 4
+    encoder_heads: int = 4
+    context_dim: int = 128  # width of the token embeddings the decoders cross-attend to
+    # diffusion decoder and one-step renderer: diffusers UNet2DConditionModel, pixel space
+    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    unet_cross_attention_levels: int = 2  # cross-attention in the last (coarsest) levels
+    unet_head_dim: int = 32
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "v_prediction"
+    # training
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.0
+    steps: int = 4000
+    warmup_steps: int = 200
+    condition_dropout: float = 0.1  # all tokens hidden (unconditional), as Selftok
+    nested_dropout: float = 0.3  # keep only the first n tokens in LM order, so prefixes decode
+    renderer_weight: float = 1.0
+    ball_pixel_weight: float = 4.0  # extra loss weight on non-background pixels (balls are small)
+    eval_every: int = 250
+    save_every: int = 250
+    eval_frames: int = 64
+    seed: int = 0
+
+    @property
+    def codebook_size(self) -> int:
+        n = 1
+        for level in self.fsq_levels:
+            n *= level
+        return n
+
+    def __post_init__(self):
+        def bad(key, why):
+            raise ConfigError(f"{key}: {why}")
+
+        if self.resolution < 16 or self.resolution % 8:
+            bad("resolution", f"must be a multiple of 8, at least 16, got {self.resolution}")
+        if self.num_tokens < 1:
+            bad("num_tokens", f"must be >= 1, got {self.num_tokens}")
+        if not self.fsq_levels or any(int(x) < 2 for x in self.fsq_levels):
+            bad("fsq_levels", f"each level must be >= 2, got {self.fsq_levels}")
+        if len(self.encoder_channels) < 1 or self.resolution % 2 ** len(self.encoder_channels):
+            bad("encoder_channels", "the stem halves the frame once per entry; the resolution must divide")
+        if not 0 < self.unet_cross_attention_levels <= len(self.unet_channels):
+            bad("unet_cross_attention_levels", f"must be in 1..{len(self.unet_channels)}")
+        for key in ("condition_dropout", "nested_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                bad(key, f"must be in [0, 1), got {getattr(self, key)}")
+        for key in ("batch_size", "steps", "eval_every", "save_every", "eval_frames", "encoder_dim", "context_dim"):
+            if getattr(self, key) < 1:
+                bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.learning_rate <= 0:
+            bad("learning_rate", f"must be positive, got {self.learning_rate}")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "TokenizerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        except TypeError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TokenizerConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings")
+        return cls.from_dict(data, str(path))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

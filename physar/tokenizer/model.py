@@ -1,0 +1,271 @@
+"""The DDT tokenizer: frame -> K discrete tokens -> frame.
+
+    encoder      conv stem to a coarse grid, then a transformer over [patches; K learned queries]
+    FSQ          each query -> one of prod(fsq_levels) token ids
+    context      token codes -> embeddings (+ position), masked ones zeroed, plus a null token
+                 that is always visible (a fully masked attention row would otherwise leak)
+    decoder      diffusers UNet2DConditionModel: denoises x_t (v-prediction) cross-attending to
+                 the tokens visible at t, k(t) from `schedule.visible_mask`
+    renderer     a second UNet of the same shape: tokens -> frame in one deterministic step
+                 (Selftok's renderer), for fast and precise decoding
+
+Both UNets also get two coordinate channels, so they know where each pixel is: placing a ball
+to a fraction of a pixel is the whole job here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from physar.tokenizer.config import TokenizerConfig
+from physar.tokenizer.fsq import FSQ
+from physar.tokenizer.schedule import coarsest_mask, visible_mask
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, incomplete, or does not match the model."""
+
+
+def coordinate_channels(batch: int, size: int, device=None) -> torch.Tensor:
+    """[B, 2, H, W]: x and y of every pixel centre in [-1, 1]."""
+    axis = torch.linspace(-1.0, 1.0, size, device=device)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xs, ys])[None].expand(batch, -1, -1, -1)
+
+
+class FrameEncoder(nn.Module):
+    """Frame [B, 3, H, W] in [-1, 1] -> K continuous code vectors [B, K, code_dim]."""
+
+    def __init__(self, cfg: TokenizerConfig, code_dim: int):
+        super().__init__()
+        layers, channels = [], 5  # RGB + coordinates
+        for c in cfg.encoder_channels:
+            layers += [nn.Conv2d(channels, c, 3, padding=1), nn.GroupNorm(8, c), nn.SiLU(),
+                       nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU()]
+            channels = c
+        layers.append(nn.Conv2d(channels, cfg.encoder_dim, 1))
+        self.stem = nn.Sequential(*layers)
+        grid = cfg.resolution // 2 ** len(cfg.encoder_channels)
+        self.patch_pos = nn.Parameter(torch.randn(grid * grid, cfg.encoder_dim) * 0.02)
+        self.queries = nn.Parameter(torch.randn(cfg.num_tokens, cfg.encoder_dim) * 0.02)
+        block = nn.TransformerEncoderLayer(cfg.encoder_dim, cfg.encoder_heads, 4 * cfg.encoder_dim, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(block, cfg.encoder_layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(cfg.encoder_dim), nn.Linear(cfg.encoder_dim, code_dim))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b = frames.shape[0]
+        x = torch.cat([frames, coordinate_channels(b, frames.shape[-1], frames.device)], 1)
+        patches = self.stem(x).flatten(2).transpose(1, 2) + self.patch_pos
+        h = self.transformer(torch.cat([patches, self.queries.expand(b, -1, -1)], 1))
+        return self.out(h[:, patches.shape[1]:])
+
+
+def _unet(cfg: TokenizerConfig):
+    from diffusers import UNet2DConditionModel
+
+    n, attn = len(cfg.unet_channels), cfg.unet_cross_attention_levels
+    down = ["DownBlock2D"] * (n - attn) + ["CrossAttnDownBlock2D"] * attn
+    up = ["CrossAttnUpBlock2D"] * attn + ["UpBlock2D"] * (n - attn)
+    return UNet2DConditionModel(
+        sample_size=cfg.resolution, in_channels=5, out_channels=3, cross_attention_dim=cfg.context_dim,
+        block_out_channels=tuple(cfg.unet_channels), layers_per_block=1, attention_head_dim=cfg.unet_head_dim,
+        norm_num_groups=min(16, cfg.unet_channels[0]), down_block_types=tuple(down), up_block_types=tuple(up),
+    )
+
+
+class DDTTokenizer(nn.Module):
+    def __init__(self, config: TokenizerConfig):
+        super().__init__()
+        self.config = config
+        self.fsq = FSQ(list(config.fsq_levels))
+        self.encoder = FrameEncoder(config, self.fsq.dim)
+        self.code_in = nn.Linear(self.fsq.dim, config.context_dim)
+        self.token_pos = nn.Parameter(torch.randn(config.num_tokens, config.context_dim) * 0.02)
+        self.context_norm = nn.LayerNorm(config.context_dim)
+        self.null_token = nn.Parameter(torch.randn(1, 1, config.context_dim) * 0.02)
+        self.decoder = _unet(config)
+        self.renderer = _unet(config)
+        from diffusers import DDPMScheduler
+
+        self.noise_scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                                             beta_schedule=config.beta_schedule, prediction_type=config.prediction_type)
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    @staticmethod
+    def to_model_range(frames: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W, 3] or [B, 3, H, W] -> float [B, 3, H, W] in [-1, 1]."""
+        if frames.shape[-1] == 3:
+            frames = frames.permute(0, 3, 1, 2)
+        return frames.float() / 127.5 - 1.0
+
+    @staticmethod
+    def to_uint8(images: torch.Tensor) -> torch.Tensor:
+        """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
+        return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        size = self.config.resolution
+        if frames.ndim != 4 or tuple(frames.shape[-2:]) != (size, size):
+            raise ValueError(f"expected frames [B, 3, {size}, {size}], got {tuple(frames.shape)}")
+
+    def quantize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames [B, 3, H, W] in [-1, 1] -> codes [B, K, d] (straight-through)."""
+        self._check_frames(frames)
+        return self.fsq(self.encoder(frames))
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (uint8 [B, H, W, 3] or float [B, 3, H, W] in [-1, 1]) -> token ids [B, K], index order."""
+        if frames.dtype == torch.uint8:
+            frames = self.to_model_range(frames)
+        return self.fsq.codes_to_ids(self.quantize(frames))
+
+    def context(self, codes: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention inputs: [B, 1 + K, C] embeddings (null token first; hidden tokens zeroed)
+        and the [B, 1 + K] attention mask."""
+        b = codes.shape[0]
+        tokens = self.context_norm(self.code_in(codes) + self.token_pos) * visible[..., None]
+        states = torch.cat([self.null_token.expand(b, -1, -1), tokens], 1)
+        mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=codes.device), visible], 1)
+        return states, mask
+
+    def _unet_input(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, coordinate_channels(x.shape[0], x.shape[-1], x.device)], 1)
+
+    # --- decoders --------------------------------------------------------------------------
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The decoder's prediction at timesteps t, seeing tokens visible at t (k(t)) and kept."""
+        visible = visible_mask(t, self.config.num_tokens, self.config.num_train_timesteps) & kept
+        states, mask = self.context(codes, visible)
+        return self.decoder(self._unet_input(x_t), t, encoder_hidden_states=states,
+                            encoder_attention_mask=mask.float()).sample
+
+    def render(self, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """One deterministic step: codes [B, K, d] -> frames [B, 3, H, W] in [-1, 1]."""
+        b, size = codes.shape[0], self.config.resolution
+        states, mask = self.context(codes, kept)
+        blank = torch.zeros(b, 3, size, size, device=codes.device)
+        t = torch.full((b,), self.config.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
+        return self.renderer(self._unet_input(blank), t, encoder_hidden_states=states,
+                             encoder_attention_mask=mask.float()).sample
+
+    def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
+        n = self.config.num_tokens if num_kept is None else num_kept
+        if not 0 <= n <= self.config.num_tokens:
+            raise ValueError(f"num_tokens must be in 0..{self.config.num_tokens}, got {n}")
+        return coarsest_mask(torch.full((batch,), n, device=device), self.config.num_tokens)
+
+    @torch.no_grad()
+    def decode(self, ids: torch.Tensor, steps: int = 0, num_tokens: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token ids [B, K] (index order) -> uint8 frames [B, H, W, 3].
+
+        steps = 0: the one-step renderer (deterministic); steps >= 1: DDIM sampling with the
+        diffusion decoder, the visible tokens recomputed from k(t) at every step. `num_tokens`
+        keeps only the first n tokens in the LM's order (coarse first).
+        """
+        codes = self.fsq.ids_to_codes(ids.long()).to(self.null_token.device)
+        kept = self.kept_mask(num_tokens, ids.shape[0], codes.device)
+        if steps == 0:
+            return self.to_uint8(self.render(codes, kept))
+        from diffusers import DDIMScheduler
+
+        scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
+        scheduler.set_timesteps(steps)
+        size = self.config.resolution
+        x = torch.randn(ids.shape[0], 3, size, size, generator=generator).to(codes.device)
+        for t in scheduler.timesteps:
+            tt = torch.full((ids.shape[0],), int(t), device=codes.device, dtype=torch.long)
+            x = scheduler.step(self.denoise(x, tt, codes, kept), t, x).prev_sample
+        return self.to_uint8(x)
+
+    # --- training --------------------------------------------------------------------------
+
+    def forward(self, frames: torch.Tensor, generator: torch.Generator | None = None):
+        """The training loss (so that DistributedDataParallel syncs its gradients)."""
+        return self.loss(frames, generator)
+
+    def loss(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+        """Diffusion loss with the k(t) token mask + the renderer's reconstruction loss.
+
+        frames: float [B, 3, H, W] in [-1, 1]. Condition dropout hides every token of a sample;
+        nested dropout keeps only its first n tokens in LM order (n uniform in 1..K).
+        """
+        cfg, b, device = self.config, frames.shape[0], frames.device
+        codes = self.quantize(frames)
+        u = torch.rand(b, generator=generator).to(device)
+        n = torch.randint(1, cfg.num_tokens + 1, (b,), generator=generator).to(device)
+        n = torch.where(u < cfg.nested_dropout, n, torch.full_like(n, cfg.num_tokens))
+        n = torch.where(u > 1 - cfg.condition_dropout, torch.zeros_like(n), n)
+        kept = coarsest_mask(n, cfg.num_tokens)
+        # balls are a small part of the frame: weight their pixels up so edges are learnt
+        weight = 1.0 + cfg.ball_pixel_weight * (frames.min(1, keepdim=True).values < 0.99).float()
+
+        t = torch.randint(0, cfg.num_train_timesteps, (b,), generator=generator).to(device)
+        noise = torch.randn(frames.shape, generator=generator).to(device)
+        x_t = self.noise_scheduler.add_noise(frames, noise, t)
+        target = self.noise_scheduler.get_velocity(frames, noise, t) if cfg.prediction_type == "v_prediction" else noise
+        diffusion = (weight * (self.denoise(x_t, t, codes, kept) - target) ** 2).mean()
+
+        full = kept.all(1)  # the renderer learns from every sample, nested ones included
+        rendered = self.render(codes, kept)
+        render = (weight * (rendered - frames) ** 2).mean()
+        loss = diffusion + cfg.renderer_weight * render
+        with torch.no_grad():
+            mse_full = F.mse_loss(rendered[full], frames[full]).item() if full.any() else float("nan")
+        return loss, {"loss": loss.item(), "diffusion": diffusion.item(), "render": render.item(),
+                      "render_mse_full": mse_full}
+
+    # --- files -----------------------------------------------------------------------------
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """config.json + model.safetensors, each written atomically."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{WEIGHTS}.tmp"
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp))
+        tmp.replace(folder / WEIGHTS)
+        tmp = folder / f".{CONFIG}.tmp"
+        self.config.save(tmp)
+        tmp.replace(folder / CONFIG)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DDTTokenizer":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        for name in (CONFIG, WEIGHTS):
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder}: not a tokenizer checkpoint (no {name})")
+        try:
+            config = TokenizerConfig.from_dict(json.loads((folder / CONFIG).read_text()), str(folder / CONFIG))
+        except ValueError as e:
+            raise CheckpointError(f"{folder / CONFIG}: {e}") from None
+        model = cls(config)
+        try:
+            state = load_file(str(folder / WEIGHTS), device=str(device))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{folder / WEIGHTS}: unreadable ({e})") from None
+        missing, unexpected = model.state_dict().keys() - state.keys(), state.keys() - model.state_dict().keys()
+        if missing or unexpected:
+            raise CheckpointError(f"{folder}: weights do not match the config ({len(missing)} missing, "
+                                  f"{len(unexpected)} unexpected, e.g. {sorted(missing | unexpected)[:2]})")
+        for k, v in model.state_dict().items():
+            if v.shape != state[k].shape:
+                raise CheckpointError(f"{folder}: {k} has shape {tuple(state[k].shape)}, the config makes {tuple(v.shape)}")
+        model.load_state_dict(state)
+        return model.to(device).eval()

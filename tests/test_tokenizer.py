@@ -1,0 +1,276 @@
+"""The DDT tokenizer: FSQ, the k(t) schedule, masking, files, training and resume, and its use
+on datasets (tiny configs at 32 px so that everything runs in seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import recipe_path
+
+from physar.data.generate import generate, load_metadata
+from physar.evaluation.evaluate import evaluate
+from physar.tokenizer.codec import decode_tokens, encode_dataset, inspect_prefixes, load_tokens, reconstruct
+from physar.tokenizer.config import ConfigError, TokenizerConfig
+from physar.tokenizer.fsq import FSQ
+from physar.tokenizer.measure import ball_errors, codebook_usage
+from physar.tokenizer.model import CheckpointError, DDTTokenizer
+from physar.tokenizer.schedule import coarsest_mask, lm_order, max_visible_index, visible_mask
+from physar.tokenizer.train import TrainingError, train
+from physar.video import read_video
+from simulators.render import render_frames
+
+TINY = dict(resolution=32, num_tokens=4, fsq_levels=[4, 4, 3], encoder_channels=[8, 16], encoder_dim=32,
+            encoder_layers=1, encoder_heads=2, context_dim=32, unet_channels=[8, 16], unet_cross_attention_levels=1,
+            unet_head_dim=8, batch_size=4, steps=4, warmup_steps=2, eval_every=2, save_every=2, eval_frames=8,
+            learning_rate=1e-3)
+
+
+def tiny(**kw) -> TokenizerConfig:
+    return TokenizerConfig(**{**TINY, **kw})
+
+
+@pytest.fixture(scope="module")
+def data32(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tok")
+    generate(recipe_path("uniform"), "eval", root / "uniform", count=6, resolution=32, progress=False)
+    generate(recipe_path("collision"), "eval", root / "collision", count=8, resolution=32, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data32, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "tok"
+    train(tiny(steps=6), [data32 / "uniform", data32 / "collision"], run, frames_per_clip=4, progress=False)
+    return run
+
+
+# --- FSQ and the schedule ------------------------------------------------------------------
+
+def test_fsq_every_id_round_trips():
+    fsq = FSQ([8, 5, 3])
+    assert fsq.codebook_size == 120
+    ids = torch.arange(120)
+    codes = fsq.ids_to_codes(ids)
+    assert codes.min() >= -1 and codes.max() <= 1
+    assert torch.equal(fsq.codes_to_ids(codes), ids)
+    assert len({tuple(c.tolist()) for c in codes}) == 120
+    # quantizing an already quantized code leaves it on the grid
+    z = torch.randn(50, 3) * 3
+    q = fsq(z)
+    assert torch.equal(fsq.ids_to_codes(fsq.codes_to_ids(q)), q)
+    with pytest.raises(ValueError, match="token ids"):
+        fsq.ids_to_codes(torch.tensor([120]))
+
+
+def test_fsq_passes_gradients_straight_through():
+    z = torch.randn(10, 3, requires_grad=True)
+    FSQ([8, 5, 3])(z).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_k_of_t_is_monotone_and_covers_every_token():
+    K, T = 8, 1000
+    t = torch.arange(T)
+    k = max_visible_index(t, K, T)
+    assert k[0] == 0 and k[-1] == K - 1
+    assert torch.all(k[1:] >= k[:-1])
+    assert set(k.tolist()) == set(range(K))
+    mask = visible_mask(t, K, T)
+    assert mask[:, 0].all()  # the finest token is always visible
+    assert torch.equal(mask.sum(1), k + 1)
+    assert not mask[0, 1:].any() and mask[-1].all()
+
+
+def test_coarsest_mask_keeps_the_first_tokens_in_lm_order():
+    K = 6
+    for n in range(K + 1):
+        mask = coarsest_mask(torch.tensor([n]), K)[0]
+        assert mask.sum() == n
+        assert lm_order(mask)[:n].all()  # LM order starts at index K-1, the coarsest
+    ids = torch.arange(K)
+    assert torch.equal(lm_order(lm_order(ids)), ids) and lm_order(ids)[0] == K - 1
+
+
+# --- the model -----------------------------------------------------------------------------
+
+def test_hidden_tokens_do_not_leak_into_the_decoder():
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    codes = model.fsq.ids_to_codes(torch.randint(0, model.fsq.codebook_size, (2, 4)))
+    other = codes.clone()
+    other[:, 1:] = model.fsq.ids_to_codes(torch.randint(0, model.fsq.codebook_size, (2, 3)))
+    kept = torch.ones(2, 4, dtype=torch.bool)
+    low = torch.tensor([5, 5])  # k(t) = 0: only token 0 visible
+    with torch.no_grad():
+        assert torch.allclose(model.denoise(x, low, codes, kept), model.denoise(x, low, other, kept), atol=1e-6)
+        high = torch.tensor([999, 999])
+        assert not torch.allclose(model.denoise(x, high, codes, kept), model.denoise(x, high, other, kept), atol=1e-6)
+        # nothing visible at all (condition dropout): the null token keeps the output finite
+        none = torch.zeros(2, 4, dtype=torch.bool)
+        assert torch.isfinite(model.render(codes, none)).all()
+        assert torch.allclose(model.render(codes, none), model.render(other, none), atol=1e-6)
+
+
+def test_encode_decode_shapes_and_ranges():
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny()).eval()
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    ids = model.encode(frames)
+    assert ids.shape == (3, 4) and ids.min() >= 0 and ids.max() < model.config.codebook_size
+    out = model.decode(ids)
+    assert out.shape == (3, 32, 32, 3) and out.dtype == torch.uint8
+    assert torch.equal(out, model.decode(ids))  # the renderer is deterministic
+    sampled = model.decode(ids, steps=2, generator=torch.Generator().manual_seed(0))
+    assert sampled.shape == (3, 32, 32, 3)
+    with pytest.raises(ValueError, match="32, 32"):
+        model.encode(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
+
+
+def test_save_and_load_round_trip_and_mismatch(tmp_path):
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny()).eval()
+    model.save_pretrained(tmp_path / "ck")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = DDTTokenizer.from_pretrained(tmp_path / "ck")
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    assert torch.equal(model.encode(frames), loaded.encode(frames))
+    assert torch.equal(model.decode(model.encode(frames)), loaded.decode(loaded.encode(frames)))
+
+    config = json.loads((tmp_path / "ck" / "config.json").read_text())
+    config["context_dim"] = 48
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="shape|match"):
+        DDTTokenizer.from_pretrained(tmp_path / "ck")
+    with pytest.raises(CheckpointError, match="not a tokenizer checkpoint"):
+        DDTTokenizer.from_pretrained(tmp_path)
+    model.save_pretrained(tmp_path / "broken")
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        DDTTokenizer.from_pretrained(tmp_path / "broken")
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"resolution": 30}, "resolution"), ({"num_tokens": 0}, "num_tokens"), ({"fsq_levels": [1, 4]}, "fsq_levels"),
+    ({"nested_dropout": 1.5}, "nested_dropout"), ({"learning_rate": -1.0}, "learning_rate"),
+    ({"unet_cross_attention_levels": 5}, "unet_cross_attention_levels"), ({"colour": 1}, "unknown key colour"),
+])
+def test_bad_config_is_one_line_error(tmp_path, change, needle):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **change}))
+    with pytest.raises(ConfigError) as info:
+        TokenizerConfig.from_yaml(path)
+    assert needle in str(info.value) and "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+# --- training ------------------------------------------------------------------------------
+
+def test_training_lowers_the_loss(data32, tmp_path):
+    cfg = tiny(steps=50, eval_every=50, save_every=50, batch_size=8)
+    torch.manual_seed(cfg.seed)
+    fresh = DDTTokenizer(cfg)  # the same initial weights as train() builds
+    frames = DDTTokenizer.to_model_range(torch.from_numpy(
+        np.concatenate([read_video(data32 / "uniform" / r["video"])[::8] for r in load_metadata(data32 / "uniform")])))
+
+    def losses(model):
+        with torch.no_grad():
+            return model.loss(frames, generator=torch.Generator().manual_seed(123))[1]
+
+    before = losses(fresh)
+    run = tmp_path / "run"
+    train(cfg, [data32 / "uniform"], run, progress=False)
+    after = losses(DDTTokenizer.from_pretrained(run / "checkpoint"))
+    assert after["render"] < 0.6 * before["render"], (before, after)
+    assert after["diffusion"] < before["diffusion"], (before, after)
+    assert (run / "samples" / "step_000050.png").is_file()
+
+
+def test_resume_continues_exactly(data32, tmp_path):
+    data = [data32 / "uniform"]
+    train(tiny(steps=4), data, tmp_path / "straight", progress=False)
+    train(tiny(steps=2), data, tmp_path / "resumed", progress=False)
+    train(tiny(steps=4), data, tmp_path / "resumed", resume=True, progress=False)
+    a = DDTTokenizer.from_pretrained(tmp_path / "straight" / "checkpoint").state_dict()
+    b = DDTTokenizer.from_pretrained(tmp_path / "resumed" / "checkpoint").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state = json.loads((tmp_path / "resumed" / "train_state" / "state.json").read_text())
+    assert state["step"] == 4
+
+
+def test_run_folder_guards(data32, trained, tmp_path):
+    with pytest.raises(TrainingError, match="--resume"):
+        train(tiny(steps=6), [data32 / "uniform", data32 / "collision"], trained, frames_per_clip=4, progress=False)
+    with pytest.raises(TrainingError, match="other settings.*context_dim"):
+        train(tiny(steps=8, context_dim=16), [data32 / "uniform", data32 / "collision"], trained, resume=True,
+              frames_per_clip=4, progress=False)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(tiny(), [data32 / "uniform"], tmp_path / "new", resume=True, progress=False)
+
+
+# --- use on datasets -----------------------------------------------------------------------
+
+def test_reconstruct_writes_videos_the_evaluator_reads(data32, trained, tmp_path):
+    out = tmp_path / "recon"
+    report = reconstruct(data32 / "collision", trained, out, progress=False)
+    records = load_metadata(data32 / "collision")
+    for r in records:
+        video = read_video(out / r["video"])
+        assert video.shape == (r["num_frames"], 32, 32, 3)
+    assert report["scenes"]["collision"]["all"]["clips"] == len(records)
+    assert (out / "tokenizer_report.md").read_text().startswith("# Tokenizer reconstruction")
+    assert len(report["usage"]["distinct"]) == 4
+    result = evaluate(data32 / "collision", out, out=tmp_path / "ev" / "report.json", progress=False)
+    assert sum(s["failed"] for s in result["collision"].values()) == 0
+
+
+def test_encode_then_decode_equals_reconstruct(data32, trained, tmp_path):
+    path = encode_dataset(data32 / "uniform", trained, progress=False)
+    ids, info = load_tokens(path)
+    records = load_metadata(data32 / "uniform")
+    assert ids.shape == (len(records), 32, 4) and ids.min() >= 0 and ids.max() < 48
+    assert json.loads(info["videos"]) == [r["video"] for r in records]
+    decode_tokens(path, trained, tmp_path / "dec", progress=False)
+    reconstruct(data32 / "uniform", trained, tmp_path / "rec", progress=False)
+    for r in records:
+        assert np.array_equal(read_video(tmp_path / "dec" / r["video"]), read_video(tmp_path / "rec" / r["video"]))
+
+
+def test_wrong_resolution_is_refused(trained, tmp_path):
+    generate(recipe_path("uniform"), "eval", tmp_path / "d64", count=5, progress=False)
+    with pytest.raises(CheckpointError, match="64 px"):
+        reconstruct(tmp_path / "d64", trained, tmp_path / "r", progress=False)
+
+
+def test_inspect_prefixes_writes_table_and_figure(data32, trained, tmp_path):
+    result = inspect_prefixes(data32 / "collision", trained, tmp_path / "insp", clips=3, steps=2, progress=False)
+    assert [r["num_tokens"] for r in result["rows"]] == [0, 1, 2, 3, 4]
+    for name in ("prefixes.md", "prefixes.json", "prefixes.png", "prefix_strip.png"):
+        assert (tmp_path / "insp" / name).is_file()
+
+
+# --- measures ------------------------------------------------------------------------------
+
+def test_ball_errors_measure_shifts_in_pixels():
+    positions = np.array([[[3.0, 5.0], [7.0, 5.0]]] * 4)
+    radii, colors = np.array([1.0, 1.2]), np.array([[255, 0, 0], [0, 0, 255]])
+    frames = render_frames(positions, radii, colors, 64)
+    same = ball_errors(frames, frames, colors)
+    assert np.all(same["centre"] == 0) and same["found"].all() and len(same["found"]) == 8
+    shift = 10 / 63  # one pixel in world units
+    moved = render_frames(positions + np.array([shift, 0.0]), radii, colors, 64)
+    errors = ball_errors(frames, moved, colors)
+    assert np.allclose(errors["centre"], 1.0, atol=0.1)
+    gone = ball_errors(frames, np.full_like(frames, 255), colors)
+    assert not gone["found"].any()
+
+
+def test_codebook_usage_counts_per_position():
+    ids = np.array([[0, 5], [1, 5], [2, 5], [3, 5]])
+    usage = codebook_usage(ids, 8)
+    assert usage["distinct"] == [4, 1] and usage["total_distinct"] == 5
+    assert usage["perplexity"][0] == pytest.approx(4.0) and usage["perplexity"][1] == pytest.approx(1.0)
