@@ -194,19 +194,17 @@ def _expand_multi_value_options(argv: list[str]) -> list[str]:
 def main() -> None:
     from physar.data.generate import GenerationError
     from physar.data.recipe import RecipeError
-    from physar.tokenizer.config import ConfigError
-    from physar.tokenizer.model import CheckpointError
-    from physar.tokenizer.train import TrainingError
+    from physar.tokenizer.errors import CheckpointError, ConfigError, FrameDataError, TrainingError
     from physar.video import VideoReadError
 
     try:
         app(args=_expand_multi_value_options(sys.argv[1:]), prog_name="physar")
-    except (RecipeError, GenerationError, VideoReadError, ConfigError, CheckpointError, TrainingError, FileNotFoundError,
-            NotADirectoryError) as e:
+    except (RecipeError, GenerationError, VideoReadError, ConfigError, CheckpointError, TrainingError, FrameDataError,
+            FileNotFoundError, NotADirectoryError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished shards are kept; run the same command again to resume", err=True)
+        typer.echo("interrupted: finished work is kept; run the same command again to resume (training: add --resume)", err=True)
         sys.exit(130)
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import yaml
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message is one line."""
+from physar.tokenizer.errors import ConfigError
 
 
 @dataclass

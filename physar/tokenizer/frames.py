@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from physar.data.generate import load_metadata
+from physar.tokenizer.errors import FrameDataError
 from physar.video import read_video
+
+
 
 
 @dataclass
@@ -38,7 +41,7 @@ class FrameBank:
                 rows = [rows[i] for i in sorted(keep)]
             for r in tqdm(rows, desc=f"read {root}", unit="clip", disable=not progress):
                 if resolution is not None and r["resolution"] != resolution:
-                    raise ValueError(f"{root}: clips are {r['resolution']} px, the tokenizer takes {resolution} px")
+                    raise FrameDataError(f"{root}: clips are {r['resolution']} px, the tokenizer takes {resolution} px")
                 video = read_video(Path(root) / r["video"])
                 ks = np.arange(len(video)) if frames_per_clip is None else \
                     np.unique(np.linspace(0, len(video) - 1, frames_per_clip).round().astype(int))
@@ -47,7 +50,7 @@ class FrameBank:
                 frame += list(ks)
                 records.append({**r, "root": str(root)})
         if not frames:
-            raise ValueError(f"no clips in {', '.join(map(str, roots))}")
+            raise FrameDataError(f"no clips in {', '.join(map(str, roots))}")
         return cls(torch.from_numpy(np.concatenate(frames)), np.array(clip), np.array(frame), records)
 
     def split(self, holdout: int, seed: int = 0) -> tuple["FrameBank", "FrameBank"]:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physar.tokenizer.config import TokenizerConfig
+from physar.tokenizer.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
@@ -30,8 +31,6 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder that is missing, incomplete, or does not match the model."""
 
 
 def coordinate_channels(batch: int, size: int, device=None) -> torch.Tensor:
@@ -125,10 +124,11 @@ class DDTTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames (uint8 [B, H, W, 3] or float [B, 3, H, W] in [-1, 1]) -> token ids [B, K], index order."""
+        """Frames (uint8 [B, H, W, 3] or float [B, 3, H, W] in [-1, 1]) -> token ids [B, K] on the
+        CPU, index order (0 = finest)."""
         if frames.dtype == torch.uint8:
             frames = self.to_model_range(frames)
-        return self.fsq.codes_to_ids(self.quantize(frames))
+        return self.fsq.codes_to_ids(self.quantize(frames.to(self.null_token.device))).cpu()
 
     def context(self, codes: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-attention inputs: [B, 1 + K, C] embeddings (null token first; hidden tokens zeroed)
@@ -169,16 +169,16 @@ class DDTTokenizer(nn.Module):
     @torch.no_grad()
     def decode(self, ids: torch.Tensor, steps: int = 0, num_tokens: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token ids [B, K] (index order) -> uint8 frames [B, H, W, 3].
+        """Token ids [B, K] (index order) -> uint8 frames [B, H, W, 3] on the CPU.
 
         steps = 0: the one-step renderer (deterministic); steps >= 1: DDIM sampling with the
         diffusion decoder, the visible tokens recomputed from k(t) at every step. `num_tokens`
         keeps only the first n tokens in the LM's order (coarse first).
         """
-        codes = self.fsq.ids_to_codes(ids.long()).to(self.null_token.device)
+        codes = self.fsq.ids_to_codes(ids.long().cpu()).to(self.null_token.device)
         kept = self.kept_mask(num_tokens, ids.shape[0], codes.device)
         if steps == 0:
-            return self.to_uint8(self.render(codes, kept))
+            return self.to_uint8(self.render(codes, kept)).cpu()
         from diffusers import DDIMScheduler
 
         scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
@@ -188,7 +188,7 @@ class DDTTokenizer(nn.Module):
         for t in scheduler.timesteps:
             tt = torch.full((ids.shape[0],), int(t), device=codes.device, dtype=torch.long)
             x = scheduler.step(self.denoise(x, tt, codes, kept), t, x).prev_sample
-        return self.to_uint8(x)
+        return self.to_uint8(x).cpu()
 
     # --- training --------------------------------------------------------------------------
 

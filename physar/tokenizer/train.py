@@ -25,13 +25,12 @@ import numpy as np
 import torch
 
 from physar.tokenizer.config import ConfigError, TokenizerConfig
+from physar.tokenizer.errors import TrainingError
 from physar.tokenizer.frames import FrameBank
 from physar.tokenizer.measure import ball_errors, psnr, summarize_ball_errors
 from physar.tokenizer.model import DDTTokenizer
 
 
-class TrainingError(RuntimeError):
-    """The run folder cannot take this run (exists without --resume, other settings)."""
 
 
 def lr_at(step: int, cfg: TokenizerConfig) -> float:

@@ -1,0 +1,235 @@
+"""The physics language: one token sequence per clip, for the LM stages.
+
+    prompt      <clip> then, per conditioning frame, <frame> and its K visual tokens
+    completion  <state> <obj> <red> <r> 1.05 <x> 2.31 <y> 6.40 <vx> 3.20 <vy> 0.00 ... </state>
+                then per later frame: <frame> <p> x y (per object) and its K visual tokens
+                (the tokenizer's <eos> closes it)
+
+Numbers are written digit by digit: an optional <->, the integer digits, <.>, then exactly
+`decimals` digits ("-0.53" -> <-> <0> <.> <5> <3>), so an unseen value is made of seen tokens.
+Visual tokens <v0> ... are DDT token ids, written coarse first (the reverse of the tokenizer's
+index order, as Selftok recommends). `symbolic=False` is the visual-only ablation: no <state>
+block and no per-frame positions.
+
+`SequenceParser` reads a sequence one token at a time, says which tokens may come next (the
+basis of constrained decoding) and names the first token that breaks the format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulators.world import PALETTE
+
+COLOR_NAMES = ("red", "blue", "green", "yellow", "magenta", "cyan", "black")  # PALETTE's order
+SPECIAL = ("<pad>", "<bos>", "<eos>", "<unk>")
+STRUCTURE = ("<clip>", "<frame>", "<state>", "</state>", "<obj>", "<p>")
+FIELDS = ("<r>", "<x>", "<y>", "<vx>", "<vy>")
+DIGITS = tuple(f"<{d}>" for d in range(10))
+SIGN, POINT = "<->", "<.>"
+MAX_INT_DIGITS = 2  # |value| < 100
+
+
+class LanguageError(ValueError):
+    """A sequence that breaks the format; the message names the token and what was expected."""
+
+
+@dataclass
+class Clip:
+    """A clip read from a sequence. objects: colour, r, x, y, vx, vy per object (symbolic only);
+    positions [F, N, 2] per generated frame (symbolic only); visual [F, K] ids in index order."""
+
+    objects: list[dict] = field(default_factory=list)
+    positions: np.ndarray | None = None
+    visual: np.ndarray | None = None
+
+
+class PhysicsLanguage:
+    def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True):
+        self.codebook_size, self.tokens_per_frame = codebook_size, tokens_per_frame
+        self.decimals, self.symbolic = decimals, symbolic
+        colors = tuple(f"<{c}>" for c in COLOR_NAMES)
+        visual = tuple(f"<v{i}>" for i in range(codebook_size))
+        self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual)
+        self.index = {t: i for i, t in enumerate(self.vocab)}
+        self.colors, self.visual = colors, visual
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def number(self, value: float) -> list[str]:
+        text = f"{value:.{self.decimals}f}"
+        if text.startswith("-") and float(text) == 0:
+            text = text[1:]  # no "-0.00"
+        whole = text.lstrip("-").split(".")[0]
+        if len(whole) > MAX_INT_DIGITS:
+            raise LanguageError(f"{value} has more than {MAX_INT_DIGITS} integer digits")
+        return [SIGN if c == "-" else POINT if c == "." else f"<{c}>" for c in text]
+
+    def color(self, rgb) -> str:
+        rgb = tuple(int(c) for c in rgb)
+        if rgb not in PALETTE:
+            raise LanguageError(f"colour {rgb} is not in the palette")
+        return self.colors[PALETTE.index(rgb)]
+
+    def frame_tokens(self, ids) -> list[str]:
+        """A frame's ids in index order -> its visual tokens in LM order (coarse first)."""
+        return [self.visual[int(i)] for i in reversed(list(ids))]
+
+    def prompt(self, visual_ids: np.ndarray, conditioning_frames: int) -> list[str]:
+        out = ["<clip>"]
+        for ids in visual_ids[:conditioning_frames]:
+            out += ["<frame>"] + self.frame_tokens(ids)
+        return out
+
+    def completion(self, record: dict, visual_ids: np.ndarray) -> list[str]:
+        """From a metadata record (positions, velocities, radii, colors) and the clip's visual ids
+        [T, K] (index order): everything after the conditioning frames."""
+        cond = record["conditioning_frames"]
+        positions = np.asarray(record["positions"])
+        out = []
+        if self.symbolic:
+            velocities = np.asarray(record["velocities"])
+            out.append("<state>")
+            for i, (r, rgb) in enumerate(zip(record["radii"], record["colors"])):
+                x, y = positions[cond - 1, i]
+                vx, vy = velocities[cond - 1, i]
+                out += ["<obj>", self.color(rgb)]
+                for name, value in zip(FIELDS, (r, x, y, vx, vy)):
+                    out += [name] + self.number(value)
+            out.append("</state>")
+        for k in range(cond, len(visual_ids)):
+            out.append("<frame>")
+            if self.symbolic:
+                for x, y in positions[k]:
+                    out += ["<p>"] + self.number(x) + self.number(y)
+            out += self.frame_tokens(visual_ids[k])
+        return out
+
+    @staticmethod
+    def text(tokens: list[str]) -> str:
+        return "".join(tokens)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def parse(self, tokens: list[str] | str, num_frames: int) -> Clip:
+        """Read a completion (token strings, or the text the tokenizer decodes to) of
+        `num_frames` generated frames; raises LanguageError at the first malformed token."""
+        if isinstance(tokens, str):
+            tokens = split_tokens(tokens)
+        parser = SequenceParser(self, num_frames)
+        for i, token in enumerate(tokens):
+            parser.feed(token, i)
+        if not parser.complete:
+            raise LanguageError(f"sequence ends after {len(tokens)} tokens; expected {sorted(parser.allowed())[:5]}")
+        return parser.result()
+
+    def build_tokenizer(self):
+        """A Hugging Face fast tokenizer over this vocabulary (BOS added to every encode)."""
+        from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+        from transformers import PreTrainedTokenizerFast
+
+        tk = Tokenizer(models.WordLevel(vocab=self.index, unk_token="<unk>"))
+        tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                    pre_tokenizers.Split(Regex(r"<[^<>]+>"), behavior="isolated")])
+        tk.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
+                                                          special_tokens=[("<bos>", self.index["<bos>"])])
+        tk.decoder = decoders.Fuse()
+        return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                       unk_token="<unk>", padding_side="left")
+
+
+def split_tokens(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"<[^<>]+>", text)
+
+
+class SequenceParser:
+    """Reads a completion one token at a time. `allowed()` is the set of tokens that may come
+    next; `feed` raises LanguageError for any other. Special tokens other than <eos> are never
+    allowed; <eos> only when the clip is complete."""
+
+    def __init__(self, lang: PhysicsLanguage, num_frames: int):
+        self.lang, self.num_frames = lang, num_frames
+        self.objects: list[dict] = []
+        self.positions: list[list[tuple[float, float]]] = []
+        self.visual: list[list[int]] = []
+        self.done = False
+        self._plan = self._grammar()
+        self._expect = next(self._plan)
+
+    # The grammar as a generator: it yields the set of allowed tokens and receives the token fed.
+    def _grammar(self):
+        lang = self.lang
+        if lang.symbolic:
+            token = yield {"<state>"}
+            while True:
+                token = yield ({"<obj>", "</state>"} if self.objects else {"<obj>"})
+                if token == "</state>":
+                    break
+                color = yield set(lang.colors)
+                obj = {"color": list(PALETTE[lang.colors.index(color)])}
+                for name in FIELDS:
+                    yield {name}
+                    obj[name[1:-1]] = yield from self._number()
+                self.objects.append(obj)
+        for _ in range(self.num_frames):
+            yield {"<frame>"}
+            frame = []
+            for _ in self.objects if lang.symbolic else ():
+                yield {"<p>"}
+                x = yield from self._number()
+                y = yield from self._number()
+                frame.append((x, y))
+            self.positions.append(frame)
+            ids = []
+            for _ in range(lang.tokens_per_frame):
+                token = yield set(lang.visual)
+                ids.append(int(token[2:-1]))
+            self.visual.append(ids[::-1])  # back to index order
+        yield {"<eos>"}
+        self.done = True
+        yield set()
+
+    def _number(self):
+        digits = set(DIGITS)
+        text = ""
+        token = yield digits | {SIGN}
+        if token == SIGN:
+            text = "-"
+            token = yield digits
+        text += token[1:-1]
+        for _ in range(MAX_INT_DIGITS):
+            token = yield (digits | {POINT}) if len(text.lstrip("-")) < MAX_INT_DIGITS else {POINT}
+            if token == POINT:
+                break
+            text += token[1:-1]
+        text += "."
+        for _ in range(self.lang.decimals):
+            token = yield digits
+            text += token[1:-1]
+        return float(text)
+
+    @property
+    def complete(self) -> bool:
+        """Every frame read (the closing <eos> is optional)."""
+        return self.done or self._expect == {"<eos>"}
+
+    def allowed(self) -> set[str]:
+        return self._expect
+
+    def feed(self, token: str, position: int | None = None) -> None:
+        if token not in self._expect:
+            where = f"token {position} " if position is not None else ""
+            shown = sorted(self._expect)
+            expected = ", ".join(shown[:6]) + (f" (or {len(shown) - 6} more)" if len(shown) > 6 else "")
+            raise LanguageError(f"{where}{token!r}: expected {expected or 'the end'} "
+                                f"(after {len(self.visual)} of {self.num_frames} frames)")
+        self._expect = self._plan.send(token)
+
+    def result(self) -> Clip:
+        positions = np.array(self.positions, dtype=float).reshape(len(self.positions), len(self.objects), 2) \
+            if self.lang.symbolic else None
+        return Clip(self.objects, positions, np.array(self.visual, dtype=np.int64))

@@ -1,0 +1,113 @@
+"""The physics language: writing clips as token sequences, reading them back, the grammar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import trajectories
+
+from physar.data.generate import clip_record
+from physar.language import LanguageError, PhysicsLanguage, SequenceParser, split_tokens
+
+K, CODEBOOK = 4, 64
+
+
+def record_of(name, i=0):
+    plan, traj, bucket = trajectories(name, "eval")[i]
+    return clip_record(traj, plan, bucket, "v.mp4", "eval", 0, 64, 3)
+
+
+def visual_ids(num_frames, seed=0):
+    return np.random.default_rng(seed).integers(0, CODEBOOK, (num_frames, K))
+
+
+@pytest.mark.parametrize("value,text", [(3.271, "<3><.><2><7>"), (-0.534, "<-><0><.><5><3>"), (12.0, "<1><2><.><0><0>"),
+                                        (-0.001, "<0><.><0><0>"), (0.0, "<0><.><0><0>")])
+def test_numbers_are_written_digit_by_digit(value, text):
+    assert "".join(PhysicsLanguage(CODEBOOK, K).number(value)) == text
+
+
+def test_number_out_of_range_is_refused():
+    with pytest.raises(LanguageError, match="integer digits"):
+        PhysicsLanguage(CODEBOOK, K).number(123.0)
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
+def test_clip_round_trips_through_the_language(scene):
+    lang = PhysicsLanguage(CODEBOOK, K)
+    record = record_of(scene, 3)
+    ids = visual_ids(32)
+    prompt, completion = lang.prompt(ids, 3), lang.completion(record, ids)
+    assert prompt.count("<frame>") == 3 and completion.count("<frame>") == 29
+    clip = lang.parse(completion, 29)
+    positions = np.asarray(record["positions"])[3:]
+    assert clip.positions.shape == positions.shape
+    assert np.abs(clip.positions - positions).max() <= 0.005 + 1e-9
+    assert np.array_equal(clip.visual, ids[3:])
+    assert len(clip.objects) == len(record["radii"])
+    for obj, r, rgb in zip(clip.objects, record["radii"], record["colors"]):
+        assert obj["color"] == list(rgb) and abs(obj["r"] - r) <= 0.005 + 1e-9
+    # the text form parses the same, with or without the closing <eos>
+    assert np.array_equal(lang.parse(lang.text(completion) + "<eos>", 29).positions, clip.positions)
+    # prompt visual tokens are written coarse first: reversed index order
+    assert prompt[2:2 + K] == [f"<v{i}>" for i in ids[0][::-1]]
+
+
+def test_visual_only_format_has_no_symbols():
+    lang = PhysicsLanguage(CODEBOOK, K, symbolic=False)
+    ids = visual_ids(32)
+    completion = lang.completion(record_of("uniform"), ids)
+    assert len(completion) == 29 * (1 + K)
+    assert not any(t in completion for t in ("<state>", "<p>", "<.>"))
+    clip = lang.parse(completion, 29)
+    assert clip.positions is None and np.array_equal(clip.visual, ids[3:])
+
+
+@pytest.mark.parametrize("break_at,replacement,message", [
+    (0, "<frame>", "token 0 '<frame>': expected <state>"),
+    (2, "<v3>", "token 2 '<v3>': expected"),
+    (4, "<x>", "token 4 '<x>': expected"),
+])
+def test_malformed_sequences_are_named(break_at, replacement, message):
+    lang = PhysicsLanguage(CODEBOOK, K)
+    tokens = lang.completion(record_of("uniform"), visual_ids(32))
+    tokens[break_at] = replacement
+    with pytest.raises(LanguageError, match=message.replace("[", r"\[")):
+        lang.parse(tokens, 29)
+
+
+def test_truncated_and_overlong_sequences_are_errors():
+    lang = PhysicsLanguage(CODEBOOK, K)
+    tokens = lang.completion(record_of("uniform"), visual_ids(32))
+    with pytest.raises(LanguageError, match="ends after"):
+        lang.parse(tokens[:-1], 29)
+    with pytest.raises(LanguageError, match="expected the end"):
+        lang.parse(tokens + ["<eos>", "<frame>"], 29)
+
+
+def test_grammar_allows_exactly_the_next_token_of_a_valid_sequence():
+    lang = PhysicsLanguage(CODEBOOK, K)
+    tokens = lang.completion(record_of("collision"), visual_ids(32))
+    parser = SequenceParser(lang, 29)
+    for t in tokens:
+        allowed = parser.allowed()
+        assert t in allowed and "<pad>" not in allowed and "<bos>" not in allowed
+        parser.feed(t)
+    assert parser.allowed() == {"<eos>"}
+
+
+def test_hf_tokenizer_round_trips_and_prompt_is_a_prefix(tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    lang = PhysicsLanguage(CODEBOOK, K)
+    ids = visual_ids(32)
+    prompt, completion = lang.text(lang.prompt(ids, 3)), lang.text(lang.completion(record_of("parabola"), ids))
+    tok = lang.build_tokenizer()
+    tok.save_pretrained(tmp_path)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(tok) == len(lang.vocab)
+    p, pc = tok(prompt)["input_ids"], tok(prompt + completion)["input_ids"]
+    assert p[0] == tok.bos_token_id and pc[: len(p)] == p
+    assert tok.unk_token_id not in pc
+    assert split_tokens(tok.decode(pc, skip_special_tokens=True)) == split_tokens(prompt + completion)
