@@ -28,6 +28,7 @@ class TokenizerConfig:
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
     unet_cross_attention_levels: int = 2  # cross-attention in the last (coarsest) levels
     unet_head_dim: int = 32
+    global_conditioning: bool = True  # also add the flattened visible tokens to the timestep embedding
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "v_prediction"

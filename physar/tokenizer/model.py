@@ -55,6 +55,12 @@ class FrameEncoder(nn.Module):
         grid = cfg.resolution // 2 ** len(cfg.encoder_channels)
         self.patch_pos = nn.Parameter(torch.randn(grid * grid, cfg.encoder_dim) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.num_tokens, cfg.encoder_dim) * 0.02)
+        # Each query also starts from a linear read of the whole feature map. Learned queries alone
+        # average 64 mostly-background patches: their outputs barely depend on the frame at
+        # initialisation, FSQ rounds that away, and the codes collapse to one id per position
+        # (measured: 1 distinct id over 240 frames after 500 steps).
+        self.map_reduce = nn.Conv2d(cfg.encoder_dim, 16, 1)
+        self.map_to_queries = nn.Linear(16 * grid * grid, cfg.num_tokens * cfg.encoder_dim)
         block = nn.TransformerEncoderLayer(cfg.encoder_dim, cfg.encoder_heads, 4 * cfg.encoder_dim, dropout=0.0,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(block, cfg.encoder_layers, enable_nested_tensor=False)
@@ -63,8 +69,10 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b = frames.shape[0]
         x = torch.cat([frames, coordinate_channels(b, frames.shape[-1], frames.device)], 1)
-        patches = self.stem(x).flatten(2).transpose(1, 2) + self.patch_pos
-        h = self.transformer(torch.cat([patches, self.queries.expand(b, -1, -1)], 1))
+        features = self.stem(x)
+        patches = features.flatten(2).transpose(1, 2) + self.patch_pos
+        queries = self.queries + self.map_to_queries(self.map_reduce(features).flatten(1)).view(b, *self.queries.shape)
+        h = self.transformer(torch.cat([patches, queries], 1))
         return self.out(h[:, patches.shape[1]:])
 
 
@@ -78,6 +86,11 @@ def _unet(cfg: TokenizerConfig):
         sample_size=cfg.resolution, in_channels=5, out_channels=3, cross_attention_dim=cfg.context_dim,
         block_out_channels=tuple(cfg.unet_channels), layers_per_block=1, attention_head_dim=cfg.unet_head_dim,
         norm_num_groups=min(16, cfg.unet_channels[0]), down_block_types=tuple(down), up_block_types=tuple(up),
+        # the visible tokens, flattened, are also added to the timestep embedding, which reaches every
+        # ResNet block at every resolution: cross-attention alone reaches only the coarse levels and
+        # takes thousands of steps to start using the tokens
+        class_embed_type="projection" if cfg.global_conditioning else None,
+        projection_class_embeddings_input_dim=cfg.num_tokens * cfg.context_dim if cfg.global_conditioning else None,
     )
 
 
@@ -139,6 +152,10 @@ class DDTTokenizer(nn.Module):
         mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=codes.device), visible], 1)
         return states, mask
 
+    def _global(self, states: torch.Tensor) -> torch.Tensor | None:
+        """The token embeddings (hidden ones already zero) as one vector per sample."""
+        return states[:, 1:].flatten(1) if self.config.global_conditioning else None
+
     def _unet_input(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, coordinate_channels(x.shape[0], x.shape[-1], x.device)], 1)
 
@@ -148,8 +165,8 @@ class DDTTokenizer(nn.Module):
         """The decoder's prediction at timesteps t, seeing tokens visible at t (k(t)) and kept."""
         visible = visible_mask(t, self.config.num_tokens, self.config.num_train_timesteps) & kept
         states, mask = self.context(codes, visible)
-        return self.decoder(self._unet_input(x_t), t, encoder_hidden_states=states,
-                            encoder_attention_mask=mask.float()).sample
+        return self.decoder(self._unet_input(x_t), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
+                            class_labels=self._global(states)).sample
 
     def render(self, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """One deterministic step: codes [B, K, d] -> frames [B, 3, H, W] in [-1, 1]."""
@@ -157,8 +174,8 @@ class DDTTokenizer(nn.Module):
         states, mask = self.context(codes, kept)
         blank = torch.zeros(b, 3, size, size, device=codes.device)
         t = torch.full((b,), self.config.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
-        return self.renderer(self._unet_input(blank), t, encoder_hidden_states=states,
-                             encoder_attention_mask=mask.float()).sample
+        return self.renderer(self._unet_input(blank), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
+                             class_labels=self._global(states)).sample
 
     def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
         n = self.config.num_tokens if num_kept is None else num_kept
