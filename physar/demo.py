@@ -42,7 +42,7 @@ def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int
         "",
         markdown(merged["exact"], "Floor, exact pixel mapping (ours)"),
         markdown(merged["phyworld"], "Floor, PhyWorld's pixel mapping (10 i / W)"),
-        f"PhyWorld's published floor (256 px, its mapping, ID): "
+        "PhyWorld's published floor (256 px, its mapping, ID): "
         + ", ".join(f"{k} {v}" for k, v in PHYWORLD_FLOOR.items()) + ". The floor scales with 1/resolution.",
         "",
         "Plots: `reports/<scene>_<convention>/report.png`; previews: `previews/<scene>/strip.png` and GIFs.",

@@ -138,7 +138,7 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
     train_bank, held = bank.split(cfg.eval_frames, cfg.seed)
     model = DDTTokenizer(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    start, best = 0, None
+    start = 0
     if resume:
         state = json.loads((run / "train_state" / "state.json").read_text())
         old = {k: v for k, v in state["settings"].items() if k != "config"}
