@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from physar.data.recipe import ClipPlan, Recipe, RecipeError, classify, clip_rng, load_recipe, plan_clips
+from physar.data.recipe import (MIN_RESOLUTION, ClipPlan, Recipe, RecipeError, classify, clip_rng, load_recipe,
+                                plan_clips)
 from physar.video import write_video
 from simulators.render import render
 from simulators.scenes import PlacementError, get_scene, initial_speeds_and_radii
@@ -150,8 +151,8 @@ def generate(recipe: str | Path | Recipe, split: str, out: str | Path, count: in
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     resolution = recipe.resolution if resolution is None else resolution
     seed = recipe.seed if seed is None else seed
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16:
-        raise RecipeError(f"{recipe.path}: resolution must be an integer >= 16 pixels, got {resolution!r}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
+        raise RecipeError(f"{recipe.path}: resolution must be an integer >= {MIN_RESOLUTION} pixels, got {resolution!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise RecipeError(f"workers must be an integer >= 1, got {workers!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

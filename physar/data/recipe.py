@@ -45,8 +45,6 @@ SPEED_KEYS = {"v", "v1", "v2", "v_min", "v_max"}
 MAX_RADIUS = WORLD_SIZE / 4
 MIN_RESOLUTION = 16
 TOP_KEYS = ("scene", "description", "frames", "conditioning_frames", "resolution", "seed", "id_box", "train", "eval")
-SAMPLED_KINDS = ("uniform", "choice")
-GRID_KINDS = ("linspace", "random", "choice")
 _EDGE = 1e-9  # grid values such as linspace's 1.4000000000000001 still count as inside the box
 
 

@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from physar.data.generate import load_metadata
+from physar.data.recipe import BUCKETS
 from physar.video import VideoReadError, read_video
 
-BUCKET_ORDER = ("in", "r_out", "v_out", "rv_out", "zero")
 MIN_TILE = 96  # small frames are scaled up (nearest) so a person can see them
 LABEL_HEIGHT = 14
 
@@ -18,7 +18,7 @@ LABEL_HEIGHT = 14
 def pick_clips(records: list[dict], n: int) -> list[dict]:
     """One clip of every bucket first (in PhyWorld's order), then more in index order."""
     chosen, seen = [], set()
-    for bucket in BUCKET_ORDER + tuple(sorted({r["bucket"] for r in records} - set(BUCKET_ORDER))):
+    for bucket in BUCKETS + tuple(sorted({r["bucket"] for r in records} - set(BUCKETS))):
         first = next((r for r in records if r["bucket"] == bucket), None)
         if first is not None and len(chosen) < n:
             chosen.append(first)

@@ -1,6 +1,7 @@
 """The DDT tokenizer: frame -> K discrete tokens -> frame.
 
-    encoder      conv stem to a coarse grid, then a transformer over [patches; K learned queries]
+    encoder      conv stem to a coarse grid, then a transformer over [patches; K queries], each
+                 query a learned embedding plus a linear read of the whole feature map
     FSQ          each query -> one of prod(fsq_levels) token ids
     context      token codes -> embeddings (+ position), masked ones zeroed, plus a null token
                  that is always visible (a fully masked attention row would otherwise leak)
@@ -9,8 +10,9 @@
     renderer     a second UNet of the same shape: tokens -> frame in one deterministic step
                  (Selftok's renderer), for fast and precise decoding
 
-Both UNets also get two coordinate channels, so they know where each pixel is: placing a ball
-to a fraction of a pixel is the whole job here.
+Both UNets also get two coordinate channels, so they know where each pixel is (placing a ball
+to a fraction of a pixel is the whole job here), and the visible tokens, flattened, through
+their timestep embedding.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
-
-
 
 
 def coordinate_channels(batch: int, size: int, device=None) -> torch.Tensor:

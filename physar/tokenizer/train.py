@@ -50,6 +50,12 @@ def _replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _settings_diff(old: dict, new: dict) -> list[str]:
+    """Names of the settings that differ between two runs; the number of steps may change."""
+    config = [k for k in new["config"] if k != "steps" and old["config"].get(k) != new["config"][k]]
+    return config + [k for k in new if k != "config" and old.get(k) != new[k]]
+
+
 def save_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.Optimizer, state: dict) -> None:
     from safetensors.torch import save_file
 
@@ -71,8 +77,7 @@ def save_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.Optimizer) -> dict:
     from safetensors.torch import load_file
 
-    trained = DDTTokenizer.from_pretrained(run / "checkpoint")
-    model.load_state_dict(trained.state_dict())
+    model.load_state_dict(load_file(str(run / "checkpoint" / "model.safetensors")))
     state = json.loads((run / "train_state" / "state.json").read_text())
     tensors = load_file(str(run / "train_state" / "optimizer.safetensors"))
     per_param: dict[int, dict] = {}
@@ -139,17 +144,13 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
     model = DDTTokenizer(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     start = 0
+    elapsed = 0.0
     if resume:
-        state = json.loads((run / "train_state" / "state.json").read_text())
-        old = {k: v for k, v in state["settings"].items() if k != "config"}
-        new = {k: v for k, v in settings.items() if k != "config"}
-        old_cfg = {k: v for k, v in state["settings"]["config"].items() if k != "steps"}
-        new_cfg = {k: v for k, v in settings["config"].items() if k != "steps"}
-        if old != new or old_cfg != new_cfg:
-            diff = [k for k in new_cfg if old_cfg.get(k) != new_cfg[k]] + [k for k in new if old.get(k) != new[k]]
+        diff = _settings_diff(json.loads((run / "train_state" / "state.json").read_text())["settings"], settings)
+        if diff:
             raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
         state = load_training_state(run, model, optimizer)
-        start = state["step"]
+        start, elapsed = state["step"], state.get("train_seconds", 0.0)
     run.mkdir(parents=True, exist_ok=True)
     (run / "samples").mkdir(exist_ok=True)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -165,9 +166,7 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
     write({"event": "start", "step": start, "params": n_params, "train_frames": len(train_bank),
            "held_out_frames": len(held), "time": time.time()})
     bar = tqdm(total=cfg.steps, initial=start, unit="step", desc="tokenizer", disable=not (progress and accelerator.is_main_process))
-    last_eval, clock, elapsed = {}, time.time(), 0.0
-    if resume:
-        elapsed = state.get("train_seconds", 0.0)
+    last_eval, clock = {}, time.time()
     for step in range(start, cfg.steps):
         model.train()
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + accelerator.process_index)
@@ -175,7 +174,7 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
         frames = DDTTokenizer.to_model_range(train_bank.frames[idx]).to(accelerator.device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        loss, logs = raw.loss(frames, generator=g) if accelerator.num_processes == 1 else model(frames, generator=g)
+        loss, logs = model(frames, generator=g)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
