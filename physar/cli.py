@@ -173,6 +173,59 @@ def tokenizer_inspect(
     typer.echo((out / "prefixes.md").read_text())
 
 
+@app.command("sft")
+def sft_cmd(
+    config: Path = typer.Option(..., help="LM config YAML, e.g. configs/lm/cpu.yaml (model size, language, training)."),
+    out: Path = typer.Option(Path("runs/sft"), help="Run folder: trainer/ (trl checkpoints, for --resume), log.jsonl, loss.png, checkpoint/."),
+    data: Optional[list[Path]] = typer.Option(None, help="Tokenized dataset folder(s) (`physar tokenizer encode`): --data A B C. Default: the config's."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last trl checkpoint."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Override the config's number of optimizer steps."),
+    base_model: Optional[Path] = typer.Option(None, help="Start from this local Hugging Face causal LM folder (its vocabulary is extended) instead of a fresh Llama."),
+    visual_only: bool = typer.Option(False, "--visual-only", help="Train on the visual-only format (no symbolic states): the ablation."),
+):
+    """Stage 1: supervised fine-tuning of the LM on simulated clips (trl SFTTrainer, completion-only loss)."""
+    from physar.lm.sft import train_sft
+
+    info = train_sft(config, out, data=data, resume=resume, steps=steps,
+                     base_model=str(base_model) if base_model else None, symbolic=False if visual_only else None)
+    typer.echo(f"{out / 'checkpoint'}: {info['train_clips']} clips, {info['steps']} steps, eval loss {info['eval_loss']}, "
+               f"{info['train_seconds']:.0f} s")
+
+
+@app.command("generate")
+def generate_cmd(
+    checkpoint: Path = typer.Option(..., help="LM checkpoint folder (written by `physar sft`), or its run folder."),
+    out: Path = typer.Option(..., help="Folder for the generated videos (same file names as the input), trajectories.jsonl, generation_report.json and previews/."),
+    data: Optional[Path] = typer.Option(None, help="Continue every clip of this dataset folder from its conditioning frames."),
+    video: Optional[Path] = typer.Option(None, help="Continue one video file from its first frames (at the tokenizer's resolution)."),
+    scene: Optional[str] = typer.Option(None, help="Simulate the conditioning frames of one clip of this scene: uniform, collision or parabola."),
+    velocity: float = typer.Option(3.0, help="--scene: speed of the (first) ball, world units/s."),
+    radius: float = typer.Option(1.0, help="--scene: radius of the (first) ball, world units."),
+    velocity2: float = typer.Option(2.0, help="--scene collision: speed of the second ball (moving left)."),
+    radius2: float = typer.Option(1.0, help="--scene collision: radius of the second ball."),
+    greedy: bool = typer.Option(True, "--greedy/--sample", help="Greedy decoding, or sampling with --temperature and --top-k."),
+    temperature: float = typer.Option(1.0, min=0.01, help="Sampling temperature (with --sample)."),
+    top_k: Optional[int] = typer.Option(None, min=1, help="Sample among the k most likely allowed tokens (with --sample)."),
+    batch_size: int = typer.Option(16, min=1, help="Clips generated together."),
+    limit: Optional[int] = typer.Option(None, min=1, help="--data: only the first N clips."),
+    decoder_steps: int = typer.Option(0, min=0, help="DDT decoder: 0 = one-step renderer; N = N-step DDIM."),
+    seed: int = typer.Option(0, help="Seed for sampling and for the simulated placement."),
+):
+    """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
+    from physar.lm.generate import generate_dataset, single_clip_dataset
+
+    sources = [x for x in (data, video, scene) if x is not None]
+    if len(sources) != 1:
+        raise typer.BadParameter("give exactly one of --data, --video, --scene")
+    if data is None:
+        data = single_clip_dataset(out / "input", checkpoint, video=video, scene=scene, seed=seed,
+                                   params=dict(velocity=velocity, radius=radius, velocity2=velocity2, radius2=radius2))
+    report = generate_dataset(checkpoint, data, out, greedy=greedy, temperature=temperature, top_k=top_k,
+                              batch_size=batch_size, seed=seed, limit=limit, decoder_steps=decoder_steps)
+    typer.echo(f"{out}: {report['parsed']}/{report['clips']} clips parsed, {report['seconds_per_clip']:.2f} s per clip; "
+               f"decoded frames vs symbolic states: {report['agreement_px']} px")
+
+
 MULTI_VALUE_OPTIONS = ("--data",)
 
 
@@ -194,13 +247,14 @@ def _expand_multi_value_options(argv: list[str]) -> list[str]:
 def main() -> None:
     from physar.data.generate import GenerationError
     from physar.data.recipe import RecipeError
-    from physar.tokenizer.errors import CheckpointError, ConfigError, FrameDataError, TrainingError
+    from physar.errors import CheckpointError, ConfigError, FrameDataError, TrainingError
+    from physar.language import LanguageError
     from physar.video import VideoReadError
 
     try:
         app(args=_expand_multi_value_options(sys.argv[1:]), prog_name="physar")
     except (RecipeError, GenerationError, VideoReadError, ConfigError, CheckpointError, TrainingError, FrameDataError,
-            FileNotFoundError, NotADirectoryError) as e:
+            LanguageError, FileNotFoundError, NotADirectoryError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -55,6 +55,13 @@ class PhysicsLanguage:
         self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual)
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.colors, self.visual = colors, visual
+        # The grammar's sets of allowed next tokens, built once: constrained decoding caches a
+        # logits mask per set, keyed by the set's identity.
+        one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT)}
+        digits = frozenset(DIGITS)
+        self.expect = dict(one=one, colors=frozenset(colors), visual=frozenset(visual), digits=digits,
+                           signed=digits | {SIGN}, digits_or_point=digits | {POINT},
+                           obj_or_end=frozenset({"<obj>", "</state>"}), nothing=frozenset())
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -113,12 +120,19 @@ class PhysicsLanguage:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def parse(self, tokens: list[str] | str, num_frames: int) -> Clip:
+    def max_completion_length(self, num_frames: int, max_objects: int) -> int:
+        """The longest completion the grammar allows (numbers at their longest), <eos> included."""
+        number = 1 + MAX_INT_DIGITS + 1 + self.decimals
+        state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
+        frame = 1 + (max_objects * (1 + 2 * number) if self.symbolic else 0) + self.tokens_per_frame
+        return state + num_frames * frame + 1
+
+    def parse(self, tokens: list[str] | str, num_frames: int, max_objects: int | None = None) -> Clip:
         """Read a completion (token strings, or the text the tokenizer decodes to) of
         `num_frames` generated frames; raises LanguageError at the first malformed token."""
         if isinstance(tokens, str):
             tokens = split_tokens(tokens)
-        parser = SequenceParser(self, num_frames)
+        parser = SequenceParser(self, num_frames, max_objects)
         for i, token in enumerate(tokens):
             parser.feed(token, i)
         if not parser.complete:
@@ -151,8 +165,9 @@ class SequenceParser:
     next; `feed` raises LanguageError for any other. Special tokens other than <eos> are never
     allowed; <eos> only when the clip is complete."""
 
-    def __init__(self, lang: PhysicsLanguage, num_frames: int):
+    def __init__(self, lang: PhysicsLanguage, num_frames: int, max_objects: int | None = None):
         self.lang, self.num_frames = lang, num_frames
+        self.max_objects = len(lang.colors) if max_objects is None else max_objects
         self.objects: list[dict] = []
         self.positions: list[list[tuple[float, float]]] = []
         self.visual: list[list[int]] = []
@@ -162,62 +177,67 @@ class SequenceParser:
 
     # The grammar as a generator: it yields the set of allowed tokens and receives the token fed.
     def _grammar(self):
-        lang = self.lang
+        lang, e = self.lang, self.lang.expect
+        one = e["one"]
         if lang.symbolic:
-            token = yield {"<state>"}
+            token = yield one["<state>"]
             while True:
-                token = yield ({"<obj>", "</state>"} if self.objects else {"<obj>"})
+                if len(self.objects) == self.max_objects:
+                    token = yield one["</state>"]
+                else:
+                    token = yield (e["obj_or_end"] if self.objects else one["<obj>"])
                 if token == "</state>":
                     break
-                color = yield set(lang.colors)
+                used = {lang.colors[PALETTE.index(tuple(o["color"]))] for o in self.objects}
+                color = yield (e["colors"] - used) if used else e["colors"]  # one ball per colour
                 obj = {"color": list(PALETTE[lang.colors.index(color)])}
                 for name in FIELDS:
-                    yield {name}
+                    yield one[name]
                     obj[name[1:-1]] = yield from self._number()
                 self.objects.append(obj)
         for _ in range(self.num_frames):
-            yield {"<frame>"}
+            yield one["<frame>"]
             frame = []
             for _ in self.objects if lang.symbolic else ():
-                yield {"<p>"}
+                yield one["<p>"]
                 x = yield from self._number()
                 y = yield from self._number()
                 frame.append((x, y))
             self.positions.append(frame)
             ids = []
             for _ in range(lang.tokens_per_frame):
-                token = yield set(lang.visual)
+                token = yield e["visual"]
                 ids.append(int(token[2:-1]))
             self.visual.append(ids[::-1])  # back to index order
-        yield {"<eos>"}
+        yield one["<eos>"]
         self.done = True
-        yield set()
+        yield e["nothing"]
 
     def _number(self):
-        digits = set(DIGITS)
+        e = self.lang.expect
         text = ""
-        token = yield digits | {SIGN}
+        token = yield e["signed"]
         if token == SIGN:
             text = "-"
-            token = yield digits
+            token = yield e["digits"]
         text += token[1:-1]
         for _ in range(MAX_INT_DIGITS):
-            token = yield (digits | {POINT}) if len(text.lstrip("-")) < MAX_INT_DIGITS else {POINT}
+            token = yield e["digits_or_point"] if len(text.lstrip("-")) < MAX_INT_DIGITS else e["one"][POINT]
             if token == POINT:
                 break
             text += token[1:-1]
         text += "."
         for _ in range(self.lang.decimals):
-            token = yield digits
+            token = yield e["digits"]
             text += token[1:-1]
         return float(text)
 
     @property
     def complete(self) -> bool:
         """Every frame read (the closing <eos> is optional)."""
-        return self.done or self._expect == {"<eos>"}
+        return self.done or self._expect is self.lang.expect["one"]["<eos>"]
 
-    def allowed(self) -> set[str]:
+    def allowed(self) -> frozenset[str]:
         return self._expect
 
     def feed(self, token: str, position: int | None = None) -> None:

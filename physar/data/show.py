@@ -47,16 +47,17 @@ def _row(frames: np.ndarray, columns: list[int], tile: int, text: str, condition
 
 
 def show(data_dir: str | Path, out: str | Path | None = None, clips: int = 6, frames: int = 8,
-         videos: str | Path | None = None, gif: bool = True) -> Path:
+         videos: str | Path | None = None, gif: bool = True, among: list[dict] | None = None) -> Path:
     """Write `strip.png` (one row per clip, `frames` evenly spaced frames, the conditioning
     frames framed in blue) and a GIF per clip.
 
     With `videos`, each clip shows two rows: the ground truth and the video of the same name
-    under `videos` (a generator's output). Returns the path of the strip.
+    under `videos` (a generator's output); `among` limits the choice to these records.
+    Returns the path of the strip.
     """
     data_dir = Path(data_dir)
     out = Path(out) if out is not None else data_dir / "previews"
-    records = pick_clips(load_metadata(data_dir), clips)
+    records = pick_clips(among if among is not None else load_metadata(data_dir), clips)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in records:

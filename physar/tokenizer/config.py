@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 
-from physar.tokenizer.errors import ConfigError
+from physar.errors import ConfigError
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from physar.data.generate import load_metadata
-from physar.tokenizer.errors import FrameDataError
+from physar.errors import FrameDataError
 from physar.video import read_video
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physar.tokenizer.config import TokenizerConfig
-from physar.tokenizer.errors import CheckpointError
+from physar.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 

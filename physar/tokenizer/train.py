@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from physar.tokenizer.config import ConfigError, TokenizerConfig
-from physar.tokenizer.errors import TrainingError
+from physar.errors import TrainingError
 from physar.tokenizer.frames import FrameBank
 from physar.tokenizer.measure import ball_errors, psnr, summarize_ball_errors
 from physar.tokenizer.model import DDTTokenizer

@@ -1,8 +1,9 @@
-"""The tokenizer's user-facing errors (kept free of torch so the command line starts fast)."""
+"""User-facing errors of the model stages (kept free of torch so the command line starts fast).
+Each message is one line; the command line prints it and exits with status 2."""
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be used; the message is one line."""
+    """A configuration that cannot be used."""
 
 
 class CheckpointError(ValueError):
@@ -14,4 +15,4 @@ class TrainingError(RuntimeError):
 
 
 class FrameDataError(ValueError):
-    """Dataset folders that cannot feed the tokenizer (wrong resolution, no clips)."""
+    """Dataset folders that cannot feed a model (wrong resolution, no clips, no tokens)."""

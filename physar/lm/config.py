@@ -1,0 +1,85 @@
+"""Settings of the LM and its supervised fine-tuning, in one YAML file (configs/lm/*.yaml)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from physar.errors import ConfigError
+
+
+@dataclass
+class LMConfig:
+    # data: tokenized dataset folders (`physar tokenizer encode`), and the DDT tokenizer that made the tokens
+    data: list[str] = field(default_factory=list)
+    tokenizer: str = "checkpoints/ddt_cpu"
+    token_file: str = "ddt"  # DATA_DIR/tokens/<token_file>.safetensors
+    eval_clips: int = 96  # clips held out (spread over the folders) for the eval loss
+    # the physics language
+    symbolic: bool = True  # False: the visual-only ablation
+    decimals: int = 2
+    # the model: a Llama built from these sizes, or base_model (a local Hugging Face causal LM folder)
+    base_model: str | None = None
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_length: int = 1280  # longest prompt + completion, in tokens
+    # training (trl SFTTrainer)
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    steps: int = 2000
+    eval_every: int = 250
+    save_every: int = 250
+    seed: int = 0
+
+    def __post_init__(self):
+        def bad(key, why):
+            raise ConfigError(f"{key}: {why}")
+
+        if not isinstance(self.data, list):
+            bad("data", "must be a list of dataset folders")
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_length", "batch_size",
+                    "gradient_accumulation", "steps", "eval_every", "save_every"):
+            if getattr(self, key) < 1:
+                bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.hidden_size % self.num_heads:
+            bad("hidden_size", f"{self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+        if not 0 <= self.decimals <= 4:
+            bad("decimals", f"must be in 0..4, got {self.decimals}")
+        if self.eval_clips < 0 or self.warmup_steps < 0:
+            bad("eval_clips" if self.eval_clips < 0 else "warmup_steps", "must be >= 0")
+        if self.learning_rate <= 0:
+            bad("learning_rate", f"must be positive, got {self.learning_rate}")
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "LMConfig":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "LMConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings")
+        return cls.from_dict(data, str(path))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

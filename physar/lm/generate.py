@@ -1,0 +1,211 @@
+"""Generation: conditioning frames -> the LM (constrained to the physics language, batched,
+KV-cached) -> visual tokens -> the DDT decoder -> video.
+
+`generate_dataset` continues every clip of a dataset and writes the videos under the same file
+names (so `physar evaluate DATA_DIR --videos OUT` measures them), trajectories.jsonl (the
+model's own symbolic reading and states), generation_report.json/md (parse rate, speed, and
+how well the decoded frames agree with the symbolic states) and preview strips.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from physar.data.generate import load_metadata
+from physar.errors import CheckpointError
+from physar.evaluation.parse import parse_frames
+from physar.language import Clip, LanguageError, PhysicsLanguage, SequenceParser
+from physar.video import read_video, write_video
+
+
+class GrammarConstraint(LogitsProcessor):
+    """Masks every token the physics language does not allow next, one parser per batch row, so
+    every finished sequence parses. Rows must be left-padded to `prompt_length`."""
+
+    def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, prompt_length: int, batch_size: int,
+                 max_objects: int | None = None):
+        self.lang, self.prompt_length = lang, prompt_length
+        self.parsers = [SequenceParser(lang, num_frames, max_objects) for _ in range(batch_size)]
+        # the language's <eos> is whatever the tokenizer ends sequences with (a base model's own)
+        self.id_of = {t: tok.convert_tokens_to_ids(t) for t in lang.vocab if t not in ("<pad>", "<bos>", "<unk>")}
+        self.id_of["<eos>"] = tok.eos_token_id
+        self.token_of = {i: t for t, i in self.id_of.items()}
+        self.eos = lang.expect["one"]["<eos>"]
+        self._masks: dict[frozenset, torch.Tensor] = {}
+
+    def _mask(self, allowed: frozenset, vocab_size: int) -> torch.Tensor:
+        # frozensets cache their hash, and most are built once (PhysicsLanguage.expect): cheap keys
+        if allowed not in self._masks:
+            mask = torch.zeros(vocab_size, dtype=torch.bool)
+            mask[[self.id_of[t] for t in allowed]] = True
+            self._masks[allowed] = mask
+        return self._masks[allowed]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] > self.prompt_length:
+            for row, parser in zip(input_ids[:, -1].tolist(), self.parsers):
+                if not parser.done:
+                    parser.feed(self.token_of[row])
+        masks = torch.stack([self._mask(self.eos if p.done else p.allowed(), scores.shape[1]) for p in self.parsers])
+        return scores.masked_fill(~masks, float("-inf"))
+
+
+@torch.no_grad()
+def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray, num_frames: int,
+                       conditioning_frames: int, max_objects: int, greedy: bool = True, temperature: float = 1.0,
+                       top_k: int | None = None, seed: int = 0) -> list[Clip | str]:
+    """One batch: prompt visual ids [B, C, K] (index order) -> per row, the parsed clip of
+    `num_frames` generated frames, or the parser's error message. The output is read back from
+    the generated ids by the language's parser, independently of the constraint."""
+    torch.manual_seed(seed)
+    texts = [lang.text(lang.prompt(ids, conditioning_frames)) for ids in prompt_ids]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    prompt_length = enc["input_ids"].shape[1]
+    constraint = GrammarConstraint(lang, tok, num_frames, prompt_length, len(texts), max_objects)
+    sampling = {"temperature": temperature, "top_k": top_k or 0} if not greedy else {}
+    budget = lang.max_completion_length(num_frames, max_objects)  # the grammar ends every row within it
+    output = model.generate(**enc, max_new_tokens=budget, do_sample=not greedy, use_cache=True,
+                            logits_processor=LogitsProcessorList([constraint]), pad_token_id=tok.pad_token_id,
+                            eos_token_id=tok.eos_token_id, **sampling)
+    clips = []
+    for row in output[:, prompt_length:].tolist():
+        tokens = [t for t in tok.convert_ids_to_tokens(row) if t not in (tok.pad_token, tok.eos_token)]
+        try:
+            clips.append(lang.parse(tokens, num_frames, max_objects))
+        except LanguageError as e:
+            clips.append(str(e))
+    return clips
+
+
+def symbolic_agreement(frames: np.ndarray, clip: Clip, resolution: int) -> dict:
+    """Where the decoded frames put each ball vs where the model's own states say it is:
+    distances in pixels (exact mapping), over the generated frames where the ball is found."""
+    if clip.positions is None or not clip.objects:
+        return {}
+    parsed = parse_frames(frames, [o["color"] for o in clip.objects])
+    dist = np.linalg.norm(parsed.positions - clip.positions, axis=-1) * (resolution - 1) / 10.0
+    return {"distances_px": dist[parsed.found].tolist(), "found": float(parsed.found.mean())}
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"median": None, "p95": None}
+    return {"median": float(np.median(values)), "p95": float(np.percentile(values, 95))}
+
+
+def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Path, greedy: bool = True,
+                     temperature: float = 1.0, top_k: int | None = None, batch_size: int = 16, seed: int = 0,
+                     limit: int | None = None, decoder_steps: int = 0, previews: bool = True,
+                     progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from physar.lm.model import load_checkpoint
+    from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
+
+    model, tok, lang, meta = load_checkpoint(checkpoint)
+    ddt = load_tokenizer(meta["tokenizer"])
+    data_dir, out = Path(data_dir), Path(out)
+    records = load_metadata(data_dir)[:limit]
+    cond, total = meta["conditioning_frames"], meta["num_frames"]
+    for r in records:
+        if r["resolution"] != ddt.config.resolution or r["num_frames"] < cond + 1:
+            raise CheckpointError(f"{data_dir}: clips are {r['resolution']} px with {r['num_frames']} frames; the model "
+                                  f"takes {ddt.config.resolution} px and {cond} conditioning frames")
+    out.mkdir(parents=True, exist_ok=True)
+    rows, failures, agreement, found, clock = [], [], [], [], time.time()
+    bar = tqdm(total=len(records), desc=f"generate {data_dir.name}", unit="clip", disable=not progress)
+    with open(out / "trajectories.jsonl", "w") as log:
+        for start in range(0, len(records), batch_size):
+            batch = records[start:start + batch_size]
+            prompts = np.stack([encode_clip(ddt, read_video(data_dir / r["video"])[:cond]) for r in batch])
+            clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
+                                       greedy, temperature, top_k, seed + start)
+            for record, prompt, clip in zip(batch, prompts, clips):
+                if isinstance(clip, str):
+                    failures.append({"video": record["video"], "error": clip})
+                    continue
+                ids = np.concatenate([prompt, clip.visual])
+                # every frame, the conditioning ones too, goes through the same decoder, so the
+                # video carries one consistent rendering (no jump where generation begins)
+                frames = decode_clip(ddt, ids, steps=decoder_steps, seed=seed)
+                path = out / record["video"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_video(path, frames)
+                agree = symbolic_agreement(frames[cond:], clip, ddt.config.resolution)
+                agreement += agree.get("distances_px", [])
+                if agree:
+                    found.append(agree["found"])
+                log.write(json.dumps({"video": record["video"], "objects": clip.objects,
+                                      "positions": None if clip.positions is None else clip.positions.round(4).tolist(),
+                                      "visual_ids": ids.tolist()}) + "\n")
+                rows.append(record)
+            bar.update(len(batch))
+    bar.close()
+    seconds = time.time() - clock
+    report = {"checkpoint": str(checkpoint), "data": str(data_dir), "clips": len(records), "parsed": len(rows),
+              "parse_rate": len(rows) / max(1, len(records)), "failures": failures, "seconds": round(seconds, 1),
+              "seconds_per_clip": round(seconds / max(1, len(records)), 3), "greedy": greedy,
+              "temperature": None if greedy else temperature, "top_k": top_k, "decoder_steps": decoder_steps,
+              "symbolic": lang.symbolic, "agreement_px": _summary(agreement),
+              "agreement_found": float(np.mean(found)) if found else None}
+    (out / "generation_report.json").write_text(json.dumps(report, indent=1))
+    if previews and rows:
+        from physar.data.show import show
+
+        show(data_dir, out / "previews", clips=min(6, len(rows)), frames=8, videos=out, gif=True, among=rows)
+    return report
+
+
+def single_clip_dataset(folder: str | Path, checkpoint: str | Path, video: str | Path | None = None,
+                        scene: str | None = None, params: dict | None = None, seed: int = 0) -> Path:
+    """A one-clip dataset folder for `generate_dataset`: from a video file (no ground truth), or
+    simulated from scene parameters (the full clip, so it can be evaluated too)."""
+    from physar.data.generate import clip_record
+    from physar.data.recipe import ClipPlan, classify, load_recipe
+    from physar.lm.model import PHYSAR_FILE
+    from simulators.render import render
+    from simulators.scenes import PlacementError, get_scene, initial_speeds_and_radii
+
+    folder = Path(folder)
+    ckpt = Path(checkpoint)
+    ckpt = ckpt / "checkpoint" if (ckpt / "checkpoint" / PHYSAR_FILE).is_file() else ckpt
+    if not (ckpt / PHYSAR_FILE).is_file():
+        raise CheckpointError(f"{checkpoint}: not a Phys-AR LM checkpoint (no {PHYSAR_FILE})")
+    meta = json.loads((ckpt / PHYSAR_FILE).read_text())
+    size, cond, total = meta["resolution"], meta["conditioning_frames"], meta["num_frames"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if video is not None:
+        frames = read_video(video)
+        if frames.shape[1:3] != (size, size) or len(frames) < cond:
+            raise CheckpointError(f"{video}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px; the model "
+                                  f"needs at least {cond} frames of {size}x{size}")
+        name = Path(video).with_suffix(".mp4").name
+        write_video(folder / name, frames)
+        record = {"index": 0, "video": name, "scene": "video", "split": "eval", "set": "video", "bucket": "custom",
+                  "params": {}, "resolution": size, "num_frames": total, "conditioning_frames": cond}
+    else:
+        p = params or {}
+        names = {"uniform": {"v": "velocity", "r": "radius"}, "parabola": {"v": "velocity", "r": "radius"},
+                 "collision": {"v1": "velocity", "r1": "radius", "v2": "velocity2", "r2": "radius2"}}
+        if scene not in names:
+            raise CheckpointError(f"--scene {scene!r}: choose uniform, collision or parabola")
+        scene_params = {k: float(p[v]) for k, v in names[scene].items()}
+        if any(scene_params[k] <= 0 for k in scene_params if k.startswith("r")):
+            raise CheckpointError(f"--scene {scene}: radii must be positive, got {scene_params}")
+        try:
+            traj = get_scene(scene).simulate(scene_params, np.random.default_rng(seed), total)
+        except PlacementError as e:
+            raise CheckpointError(f"--scene {scene} {scene_params}: {e}") from None
+        recipe_file = Path(__file__).resolve().parents[2] / "datasets" / f"{scene}.yaml"
+        bucket = classify(*initial_speeds_and_radii(scene, traj.params, traj), load_recipe(recipe_file).id_box) \
+            if recipe_file.is_file() else "custom"
+        write_video(folder / "clip.mp4", render(traj, size))
+        record = clip_record(traj, ClipPlan(0, "single", None), bucket, "clip.mp4", "eval", seed, size, cond)
+    (folder / "metadata.jsonl").write_text(json.dumps(record) + "\n")
+    return folder

@@ -1,0 +1,107 @@
+"""The LM: a Llama built from the config, or a local Hugging Face causal LM with its vocabulary
+extended by the physics language; and the checkpoint format that ties it to its DDT tokenizer.
+
+A checkpoint folder holds the model and tokenizer (`save_pretrained`) and `physar.json`: the
+language settings, the DDT tokenizer (a path, relative to the folder when it can be), the clip
+geometry it was trained on, and the run's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from physar.errors import CheckpointError
+from physar.language import PhysicsLanguage
+from physar.lm.config import LMConfig
+
+PHYSAR_FILE = "physar.json"
+
+
+def build_tokenizer(lang: PhysicsLanguage, base_model: str | Path | None = None):
+    """The language's own word-level tokenizer, or the base model's tokenizer with the language's
+    tokens added (so text keeps its meaning and every physics token is one id)."""
+    if base_model is None:
+        return lang.build_tokenizer()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_model)
+    special = {"eos_token": "<eos>"} if tok.eos_token is None else {}
+    if tok.pad_token is None:
+        special["pad_token"] = "<pad>"
+    if tok.bos_token is None:
+        special["bos_token"] = "<bos>"
+    tok.add_special_tokens(special)
+    tok.add_tokens([t for t in lang.vocab if t not in ("<pad>", "<bos>", "<eos>", "<unk>")])
+    tok.padding_side = "left"
+    return tok
+
+
+def build_model(cfg: LMConfig, tok):
+    """A fresh Llama of the config's size over `tok`'s vocabulary, or cfg.base_model resized to it."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    if cfg.base_model:
+        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+        model.resize_token_embeddings(len(tok))
+    else:
+        torch.manual_seed(cfg.seed)
+        model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=len(tok), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+            intermediate_size=cfg.intermediate_size, max_position_embeddings=cfg.max_length,
+            tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id))
+    model.config.pad_token_id = tok.pad_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model
+
+
+def language_info(lang: PhysicsLanguage) -> dict:
+    return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame,
+            "decimals": lang.decimals, "symbolic": lang.symbolic}
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), start.resolve())
+    except ValueError:  # another drive
+        return str(path.resolve())
+
+
+def save_checkpoint(folder: str | Path, model, tok, lang: PhysicsLanguage, tokenizer_path: str | Path, info: dict) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    meta = {"language": language_info(lang), "tokenizer": _relative(Path(tokenizer_path), folder), **info}
+    (folder / PHYSAR_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_checkpoint(folder: str | Path):
+    """(model, tok, lang, meta) of a checkpoint folder, or of a run folder holding checkpoint/;
+    meta["tokenizer"] is resolved to the DDT tokenizer's folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder)
+    if (folder / "checkpoint" / PHYSAR_FILE).is_file():
+        folder = folder / "checkpoint"
+    if not (folder / PHYSAR_FILE).is_file():
+        raise CheckpointError(f"{folder}: not a Phys-AR LM checkpoint (no {PHYSAR_FILE})")
+    meta = json.loads((folder / PHYSAR_FILE).read_text())
+    lang = PhysicsLanguage(**meta["language"])
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    if model.get_input_embeddings().weight.shape[0] < len(tok):
+        raise CheckpointError(f"{folder}: the model has {model.get_input_embeddings().weight.shape[0]} embeddings "
+                              f"for {len(tok)} tokens")
+    ddt = (folder / meta["tokenizer"]).resolve()
+    if not (ddt / "config.json").is_file():
+        raise CheckpointError(f"{folder}: its DDT tokenizer {ddt} is missing")
+    meta["tokenizer"] = str(ddt)
+    return model, tok, lang, meta

@@ -1,0 +1,66 @@
+"""Training sequences for the LM: tokenized clips (metadata + DDT ids) written in the physics language."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from physar.data.generate import load_metadata
+from physar.errors import FrameDataError
+from physar.language import PhysicsLanguage
+
+TOKENS_DIR = "tokens"
+
+
+def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int) -> np.ndarray:
+    """ids [clips, frames, K] of DATA_DIR/tokens/<token_file>.safetensors, checked against the
+    dataset's metadata (same clips, same order) and the tokenizer (K, codebook)."""
+    from safetensors import safe_open
+
+    data_dir = Path(data_dir)
+    path = data_dir / TOKENS_DIR / f"{token_file}.safetensors"
+    if not path.is_file():
+        raise FrameDataError(f"{data_dir}: no {path.relative_to(data_dir)}; run `physar tokenizer encode {data_dir} --checkpoint ...` first")
+    with safe_open(str(path), "np") as f:
+        ids, info = f.get_tensor("ids"), dict(f.metadata())
+    videos = [r["video"] for r in load_metadata(data_dir)]
+    if json.loads(info.get("videos", "[]")) != videos:
+        raise FrameDataError(f"{path}: its clips are not the dataset's (re-encode it)")
+    if ids.shape[2] != tokens_per_frame or int(info.get("codebook_size", codebook_size)) != codebook_size:
+        raise FrameDataError(f"{path}: {ids.shape[2]} tokens per frame from a {info.get('codebook_size')}-code tokenizer; "
+                             f"the LM expects {tokens_per_frame} from {codebook_size}")
+    return ids
+
+
+def clip_example(lang: PhysicsLanguage, record: dict, ids: np.ndarray) -> dict:
+    """One clip as trl's prompt/completion strings (trl appends the tokenizer's EOS)."""
+    cond = record["conditioning_frames"]
+    return {"prompt": lang.text(lang.prompt(ids, cond)), "completion": lang.text(lang.completion(record, ids)),
+            "video": record["video"], "scene": record["scene"], "conditioning_frames": cond,
+            "num_frames": record["num_frames"], "num_objects": len(record["radii"])}
+
+
+def load_examples(data_dirs: list[str | Path], lang: PhysicsLanguage, token_file: str = "ddt") -> list[dict]:
+    """Every clip of every folder, in folder then metadata order."""
+    out = []
+    for d in data_dirs:
+        ids = load_token_ids(d, token_file, lang.codebook_size, lang.tokens_per_frame)
+        for record, clip_ids in zip(load_metadata(d), ids):
+            example = clip_example(lang, record, clip_ids)
+            example["video"] = str(Path(d).name) + "/" + example["video"]
+            out.append(example)
+    if not out:
+        raise FrameDataError("no clips in " + ", ".join(map(str, data_dirs)))
+    shapes = {(e["conditioning_frames"], e["num_frames"]) for e in out}
+    if len(shapes) > 1:
+        raise FrameDataError(f"clips differ in (conditioning frames, frames): {sorted(shapes)}; train on one geometry")
+    return out
+
+
+def split_examples(examples: list[dict], eval_clips: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded held-out set for the eval loss."""
+    order = np.random.default_rng(seed).permutation(len(examples))
+    held = set(order[:min(eval_clips, len(examples) // 10)].tolist())
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])

@@ -1,0 +1,202 @@
+"""The LM stages: sequences from tokenized datasets, SFT with trl (loss, checkpoints, resume,
+guards, a base model), and constrained generation to videos the evaluator reads. Everything
+runs at a tiny size (32 px, K = 4, a 48-code FSQ, a 2-layer Llama) in about a minute."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import recipe_path
+
+from physar.data.generate import generate, load_metadata
+from physar.errors import ConfigError, FrameDataError, TrainingError
+from physar.evaluation.evaluate import evaluate
+from physar.language import PhysicsLanguage
+from physar.lm.config import LMConfig
+from physar.lm.generate import generate_dataset, single_clip_dataset, symbolic_agreement
+from physar.lm.model import build_tokenizer, load_checkpoint
+from physar.lm.sequences import load_examples
+from physar.lm.sft import train_sft
+from physar.tokenizer.codec import encode_dataset
+from physar.tokenizer.config import TokenizerConfig
+from physar.tokenizer.model import DDTTokenizer
+from physar.video import read_video
+
+DDT = dict(resolution=32, num_tokens=4, fsq_levels=[4, 4, 3], encoder_channels=[8, 16], encoder_dim=32,
+           encoder_layers=1, encoder_heads=2, context_dim=32, unet_channels=[8, 16], unet_cross_attention_levels=1,
+           unet_head_dim=8)
+
+
+def tiny_lm(data, tokenizer, **kw) -> LMConfig:
+    settings = dict(data=[str(d) for d in data], tokenizer=str(tokenizer), eval_clips=4, hidden_size=32, num_layers=2,
+                    num_heads=2, intermediate_size=64, max_length=768, batch_size=4, learning_rate=3e-3,
+                    warmup_steps=2, steps=24, eval_every=12, save_every=12)
+    return LMConfig(**{**settings, **kw})
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory):
+    """Two small 32 px datasets encoded by an (untrained, deterministic) tiny DDT tokenizer."""
+    import torch
+
+    root = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    DDTTokenizer(TokenizerConfig(**DDT)).save_pretrained(root / "ddt")
+    generate(recipe_path("uniform"), "eval", root / "uniform", count=12, resolution=32, progress=False)
+    generate(recipe_path("collision"), "eval", root / "collision", count=12, resolution=32, progress=False)
+    for name in ("uniform", "collision"):
+        encode_dataset(root / name, root / "ddt", progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sft_run(tokenized, tmp_path_factory):
+    run = tmp_path_factory.mktemp("sft") / "run"
+    info = train_sft(tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt"), run, progress=False)
+    return run, info
+
+
+def test_examples_are_prompt_and_completion_in_the_language(tokenized):
+    lang = PhysicsLanguage(48, 4)
+    examples = load_examples([tokenized / "uniform", tokenized / "collision"], lang)
+    assert len(examples) == len(load_metadata(tokenized / "uniform")) + len(load_metadata(tokenized / "collision"))
+    tok = build_tokenizer(lang)
+    for e in examples[:: 6]:
+        prompt = tok(e["prompt"])["input_ids"]
+        full = tok(e["prompt"] + e["completion"])["input_ids"]
+        assert full[: len(prompt)] == prompt  # trl needs the prompt's tokens to be a prefix
+        assert e["prompt"].count("<frame>") == 3 and e["completion"].count("<frame>") == 29
+        clip = lang.parse(e["completion"], 29)
+        assert clip.visual.shape == (29, 4)
+    # the visual-only format is shorter and holds no numbers
+    visual = load_examples([tokenized / "uniform"], PhysicsLanguage(48, 4, symbolic=False))
+    assert "<state>" not in visual[0]["completion"] and "<p>" not in visual[0]["completion"]
+
+
+def test_tokens_that_do_not_match_the_dataset_are_refused(tokenized, tmp_path):
+    with pytest.raises(FrameDataError, match="tokens per frame"):
+        load_examples([tokenized / "uniform"], PhysicsLanguage(48, 8))
+    generate(recipe_path("uniform"), "eval", tmp_path / "raw", count=3, resolution=32, progress=False)
+    with pytest.raises(FrameDataError, match="physar tokenizer encode"):
+        load_examples([tmp_path / "raw"], PhysicsLanguage(48, 4))
+
+
+def test_sft_lowers_the_completion_loss_and_writes_a_checkpoint(sft_run, tokenized):
+    run, info = sft_run
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) >= 4 and losses[-1] < 0.8 * losses[0]
+    assert info["eval_loss"] is not None and info["eval_clips"] == 2
+    assert info["train_clips"] + 2 == len(load_metadata(tokenized / "uniform")) + len(load_metadata(tokenized / "collision"))
+    assert (run / "loss.png").is_file()
+    model, tok, lang, meta = load_checkpoint(run)
+    assert meta["conditioning_frames"] == 3 and meta["num_frames"] == 32 and lang.tokens_per_frame == 4
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) == len(lang.vocab)
+    assert list((run / "checkpoint").glob("*.safetensors"))
+
+
+def test_resume_continues_from_the_last_checkpoint(sft_run, tokenized, tmp_path):
+    import shutil
+
+    run, _ = sft_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt")
+    train_sft(cfg, copy, resume=True, steps=30, progress=False)
+    state = json.loads(sorted((copy / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))[-1]
+                       .joinpath("trainer_state.json").read_text())
+    assert state["global_step"] == 30
+    steps = [json.loads(line)["step"] for line in (copy / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == 30 and steps.count(24) >= 1  # one log, continued
+
+
+def test_run_folder_and_config_guards(sft_run, tokenized, tmp_path):
+    run, _ = sft_run
+    cfg = tiny_lm([tokenized / "uniform"], tokenized / "ddt")
+    with pytest.raises(TrainingError, match="not empty"):
+        train_sft(cfg, run, progress=False)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train_sft(cfg, tmp_path / "new", resume=True, progress=False)
+    with pytest.raises(TrainingError, match="other settings"):
+        train_sft(tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt", hidden_size=64),
+                  run, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="max_length"):
+        train_sft(tiny_lm([tokenized / "collision"], tokenized / "ddt", max_length=100), tmp_path / "short", progress=False)
+    with pytest.raises(ConfigError, match="hidden_size"):
+        LMConfig(hidden_size=30, num_heads=4)
+    (tmp_path / "bad.yaml").write_text("hidden_size: 64\nlayers: 3\n")
+    with pytest.raises(ConfigError, match="unknown key layers"):
+        LMConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_generation_parses_and_writes_videos_the_evaluator_reads(sft_run, tokenized, tmp_path):
+    run, _ = sft_run
+    data = tokenized / "collision"
+    report = generate_dataset(run, data, tmp_path / "gen", batch_size=3, limit=5, progress=False)
+    assert report["parsed"] == report["clips"] == 5 and report["parse_rate"] == 1.0
+    lines = [json.loads(line) for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and all(len(x["positions"]) == 29 and len(x["visual_ids"]) == 32 for x in lines)
+    for record in load_metadata(data)[:5]:
+        assert read_video(tmp_path / "gen" / record["video"]).shape == (32, 32, 32, 3)
+    assert (tmp_path / "gen" / "previews" / "strip.png").is_file()
+    # sampled decoding is constrained too, and repeats with the same seed
+    a = generate_dataset(run, data, tmp_path / "s1", greedy=False, temperature=1.5, limit=3, seed=1, previews=False,
+                         progress=False)
+    b = generate_dataset(run, data, tmp_path / "s2", greedy=False, temperature=1.5, limit=3, seed=1, previews=False,
+                         progress=False)
+    assert a["parse_rate"] == 1.0
+    assert (tmp_path / "s1" / "trajectories.jsonl").read_text() == (tmp_path / "s2" / "trajectories.jsonl").read_text()
+    # the evaluator reads the generated videos (clips it could not find a ball in are reported, not dropped)
+    generate_dataset(run, tokenized / "uniform", tmp_path / "u", limit=4, previews=False, progress=False)
+    evaluate(tokenized / "uniform", tmp_path / "u", out=tmp_path / "u" / "report.json")
+    assert (tmp_path / "u" / "report.json").is_file()
+
+
+def test_single_clip_from_scene_parameters(sft_run, tmp_path):
+    run, _ = sft_run
+    data = single_clip_dataset(tmp_path / "in", run, scene="uniform", params=dict(velocity=5.2, radius=1.0))
+    record = load_metadata(data)[0]
+    assert record["params"] == {"v": 5.2, "r": 1.0} and record["bucket"] != "in"
+    report = generate_dataset(run, data, tmp_path / "out", previews=False, progress=False)
+    assert report["parse_rate"] == 1.0 and (tmp_path / "out" / "clip.mp4").is_file()
+    from physar.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="radii must be positive"):
+        single_clip_dataset(tmp_path / "bad", run, scene="uniform", params=dict(velocity=1.0, radius=-1.0))
+
+
+def test_symbolic_agreement_is_small_for_true_states(tokenized):
+    from physar.language import Clip
+
+    record = load_metadata(tokenized / "uniform")[0]
+    frames = read_video(tokenized / "uniform" / record["video"])
+    clip = Clip([{"color": record["colors"][0]}], np.asarray(record["positions"]), None)
+    agree = symbolic_agreement(frames, clip, 32)
+    assert agree["found"] > 0.5 and np.median(agree["distances_px"]) < 0.5
+    shifted = Clip(clip.objects, clip.positions + [1.0, 0.0], None)  # 1 world unit = 3.1 px at 32 px
+    assert np.median(symbolic_agreement(frames, shifted, 32)["distances_px"]) > 2.5
+
+
+def test_base_model_gets_its_vocabulary_extended(tokenized, tmp_path):
+    """A local Hugging Face causal LM with its own (text) tokenizer: the physics tokens are added."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = {"<s>": 0, "</s>": 1, "<unk>": 2, "the": 3, "ball": 4, "moves": 5}
+    raw = Tokenizer(models.WordLevel(vocab=words, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    base_tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    base = tmp_path / "base"
+    LlamaForCausalLM(LlamaConfig(vocab_size=6, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64, max_position_embeddings=1024)).save_pretrained(base)
+    base_tok.save_pretrained(base)
+    cfg = tiny_lm([tokenized / "uniform"], tokenized / "ddt", base_model=str(base), steps=2, eval_every=2, save_every=2)
+    train_sft(cfg, tmp_path / "run", progress=False)
+    model, tok, lang, _ = load_checkpoint(tmp_path / "run")
+    assert len(tok) > len(lang.vocab) and tok.convert_tokens_to_ids("ball") == 4
+    assert model.get_input_embeddings().weight.shape[0] >= len(tok)
+    report = generate_dataset(tmp_path / "run", tokenized / "uniform", tmp_path / "gen", limit=2, previews=False,
+                              progress=False)
+    assert report["parse_rate"] == 1.0
