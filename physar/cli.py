@@ -68,13 +68,28 @@ def data_show(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    data_dir: Path = typer.Argument(..., help="Ground truth: a dataset folder with metadata.jsonl."),
+    data_dir: Optional[Path] = typer.Argument(None, help="Ground truth: a dataset folder with metadata.jsonl (not with --checkpoint)."),
     videos: Optional[Path] = typer.Option(None, help="Folder of videos to judge, same relative file names as DATA_DIR. Default: DATA_DIR's own videos (the parser's ground-truth floor)."),
     convention: Convention = typer.Option(Convention.exact, help="Pixel-to-world mapping: exact (pixel i at 10 i/(W-1), as rendered) or phyworld (10 i/W, PhyWorld's evaluator; for comparison with the paper)."),
-    out: Optional[Path] = typer.Option(None, help="Path of report.json; report.md, report.png, clips.jsonl and failures.json go beside it. Default: VIDEOS (or DATA_DIR)/report.json."),
+    out: Optional[Path] = typer.Option(None, help="Path of report.json; report.md, report.png, clips.jsonl and failures.json go beside it. Default: VIDEOS (or DATA_DIR)/report.json. With --checkpoint: the report folder (default outputs/eval)."),
     keep_small: bool = typer.Option(False, help="Keep clips with small balls, which PhyWorld's evaluator leaves out (r < 0.6; collision r <= 0.5)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Evaluate an LM checkpoint: simulate each --recipe's eval sets, generate from them, evaluate."),
+    recipe: Optional[list[Path]] = typer.Option(None, help="With --checkpoint: dataset recipe(s), e.g. --recipe datasets/uniform.yaml datasets/collision.yaml."),
+    count: Optional[int] = typer.Option(150, min=1, help="With --checkpoint: evaluation clips per recipe (ID and OOD in proportion)."),
+    batch_size: int = typer.Option(16, min=1, help="With --checkpoint: clips generated together."),
 ):
-    """Velocity errors per scene and bucket (PhyWorld's parser and metric), with the ground-truth floor."""
+    """Velocity errors per scene and bucket (PhyWorld's parser and metric), with the ground-truth floor;
+    or, with --checkpoint and --recipe, the whole evaluation of an LM checkpoint."""
+    if checkpoint is not None:
+        from physar.lm.assess import evaluate_checkpoint, report_markdown
+
+        if data_dir is not None or not recipe:
+            raise typer.BadParameter("with --checkpoint give --recipe (and no DATA_DIR)")
+        report = evaluate_checkpoint(checkpoint, recipe, out or Path("outputs/eval"), count, convention.value, batch_size)
+        typer.echo(report_markdown(report))
+        return
+    if data_dir is None:
+        raise typer.BadParameter("give DATA_DIR, or --checkpoint with --recipe")
     from physar.evaluation.evaluate import evaluate, markdown
 
     report = evaluate(data_dir, videos, convention.value, out, keep_small)
@@ -226,7 +241,7 @@ def generate_cmd(
                f"decoded frames vs symbolic states: {report['agreement_px']} px")
 
 
-MULTI_VALUE_OPTIONS = ("--data",)
+MULTI_VALUE_OPTIONS = ("--data", "--recipe")
 
 
 def _expand_multi_value_options(argv: list[str]) -> list[str]:

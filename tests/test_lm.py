@@ -200,3 +200,32 @@ def test_base_model_gets_its_vocabulary_extended(tokenized, tmp_path):
     report = generate_dataset(tmp_path / "run", tokenized / "uniform", tmp_path / "gen", limit=2, previews=False,
                               progress=False)
     assert report["parse_rate"] == 1.0
+
+
+def test_checkpoint_evaluation_in_one_call(sft_run, tmp_path):
+    from physar.lm.assess import evaluate_checkpoint
+
+    run, _ = sft_run
+    report = evaluate_checkpoint(run, [recipe_path("uniform")], tmp_path / "eval", count=6, batch_size=6,
+                                 progress=False)
+    assert report["generation"]["uniform"]["parse_rate"] == 1.0
+    assert set(report["velocity"]["uniform"]) >= {"in", "out"}
+    text = (tmp_path / "eval" / "report.md").read_text()
+    n = report["generation"]["uniform"]["clips"]
+    assert n >= 6 and f"| uniform | {n} | 100.0% |" in text and "GT floor" in text
+    assert (tmp_path / "eval" / "reports" / "uniform" / "report.png").is_file()
+
+
+def test_command_line_generate_and_errors(sft_run, tmp_path):
+    import subprocess
+    import sys
+
+    run, _ = sft_run
+    cmd = [sys.executable, "-m", "physar.cli", "generate", "--checkpoint", str(run), "--out", str(tmp_path / "g"),
+           "--scene", "collision", "--velocity", "2.0", "--velocity2", "1.5", "--radius2", "0.8"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "1/1 clips parsed" in done.stdout and (tmp_path / "g" / "clip.mp4").is_file()
+    bad = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "h"), "--data", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1

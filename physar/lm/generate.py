@@ -108,10 +108,10 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
     from physar.lm.model import load_checkpoint
     from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
 
-    model, tok, lang, meta = load_checkpoint(checkpoint)
-    ddt = load_tokenizer(meta["tokenizer"])
     data_dir, out = Path(data_dir), Path(out)
     records = load_metadata(data_dir)[:limit]
+    model, tok, lang, meta = load_checkpoint(checkpoint)
+    ddt = load_tokenizer(meta["tokenizer"])
     cond, total = meta["conditioning_frames"], meta["num_frames"]
     for r in records:
         if r["resolution"] != ddt.config.resolution or r["num_frames"] < cond + 1:

@@ -86,7 +86,9 @@ def load_checkpoint(folder: str | Path):
     meta["tokenizer"] is resolved to the DDT tokenizer's folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()  # "Loading weights" bars, one per load
     folder = Path(folder)
     if (folder / "checkpoint" / PHYSAR_FILE).is_file():
         folder = folder / "checkpoint"
