@@ -241,6 +241,27 @@ def generate_cmd(
                f"decoded frames vs symbolic states: {report['agreement_px']} px")
 
 
+@app.command("compare")
+def compare_cmd(
+    row: list[str] = typer.Option(..., help="LABEL=CHECKPOINT, one per row: --row symbolic=runs/sft_cpu --row visual=runs/sft_visual."),
+    recipe: list[Path] = typer.Option(..., help="Dataset recipe(s) whose eval sets every row is judged on: --recipe A B C."),
+    out: Path = typer.Option(Path("outputs/compare"), help="Report folder: comparison.md/json, data/, one folder per row."),
+    count: int = typer.Option(150, min=1, help="Evaluation clips per recipe (ID and OOD in proportion)."),
+    convention: Convention = typer.Option(Convention.exact, help="Pixel-to-world mapping (see `physar evaluate --help`)."),
+    batch_size: int = typer.Option(16, min=1, help="Clips generated together."),
+):
+    """Judge several LM checkpoints on the same simulated clips; one table per scene and bucket."""
+    from physar.lm.assess import compare
+
+    rows = {}
+    for item in row:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise typer.BadParameter(f"--row {item!r}: expected LABEL=CHECKPOINT")
+        rows[label] = Path(path)
+    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size))
+
+
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")
 
 

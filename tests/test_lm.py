@@ -229,3 +229,16 @@ def test_command_line_generate_and_errors(sft_run, tmp_path):
     bad = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "h"), "--data", str(tmp_path / "missing")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
+    from physar.lm.assess import compare
+
+    run, _ = sft_run
+    text = compare({"a": run, "b": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False)
+    assert "| scene | bucket | n | a | b | GT floor |" in text
+    # one simulated set for both rows, and identical greedy generations give identical columns
+    assert not (tmp_path / "cmp" / "a" / "data").exists()
+    row = next(line for line in text.splitlines() if line.startswith("| uniform | in |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3] == cells[4]

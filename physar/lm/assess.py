@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from physar.data.generate import generate
 from physar.evaluation.evaluate import evaluate, markdown
 from physar.lm.generate import generate_dataset
@@ -19,15 +21,18 @@ PHYWORLD_DIT_S_30K_ID = {"uniform": 0.022, "collision": 0.027, "parabola": 0.051
 
 def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: str | Path, count: int | None = 150,
                         convention: str = "exact", batch_size: int = 16, greedy: bool = True, seed: int = 0,
-                        workers: int = 2, progress: bool = True) -> dict:
+                        workers: int = 2, progress: bool = True, data_root: str | Path | None = None) -> dict:
+    """`data_root` (default OUT/data) holds the simulated evaluation sets; give several checkpoints
+    the same one and they are judged on the same clips."""
     from physar.lm.model import load_checkpoint
 
     _, _, lang, meta = load_checkpoint(checkpoint)
     out = Path(out)
+    data_root = Path(data_root) if data_root is not None else out / "data"
     velocity, generation, clock = {}, {}, time.time()
     for recipe in map(Path, recipes):
         name = recipe.stem
-        data = out / "data" / name
+        data = data_root / name
         generate(recipe, "eval", data, count=count, resolution=meta["resolution"], seed=seed, workers=workers,
                  progress=progress)
         videos = out / "videos" / name
@@ -58,3 +63,39 @@ def report_markdown(report: dict) -> str:
                      f"{fmt(a['p95'])} | {fmt(g['agreement_found'])} |")
     lines += ["", "Per-scene plots: `reports/<set>/report.png`; previews: `videos/<set>/previews/strip.png`."]
     return "\n".join(lines) + "\n"
+
+
+def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | Path, count: int | None = 150,
+            convention: str = "exact", batch_size: int = 16, progress: bool = True) -> str:
+    """Evaluate several checkpoints (label -> checkpoint) on the same simulated clips; one table
+    of velocity error per scene and bucket, one column per row, the GT floor beside them."""
+    out = Path(out)
+    reports = {label: evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size, progress=progress,
+                                          data_root=out / "data")
+               for label, ckpt in rows.items()}
+    first = next(iter(reports.values()))["velocity"]
+    labels = list(reports)
+    lines = ["| scene | bucket | n | " + " | ".join(labels) + " | GT floor |",
+             "|---|---|---:|" + "---:|" * (len(labels) + 1)]
+    for scene, buckets in first.items():
+        for bucket, stats in buckets.items():
+            cells = []
+            for label in labels:
+                s = reports[label]["velocity"].get(scene, {}).get(bucket, {})
+                cells.append("-" if s.get("vel_error") is None else f"{s['vel_error']:.4f}")
+            floor = stats.get("floor")
+            lines.append(f"| {scene} | {bucket} | {stats['n']} | " + " | ".join(cells)
+                         + f" | {'-' if floor is None else f'{floor:.4f}'} |")
+    parse = ["", "| row | parsed | s / clip | decoded vs symbolic, median px |", "|---|---:|---:|---:|"]
+    for label, r in reports.items():
+        g = list(r["generation"].values())
+        median = [x["agreement_px"]["median"] for x in g if x["agreement_px"]["median"] is not None]
+        parse.append(f"| {label} | {sum(x['parsed'] for x in g)}/{sum(x['clips'] for x in g)} | "
+                     f"{np.mean([x['seconds_per_clip'] for x in g]):.2f} | "
+                     f"{'-' if not median else f'{np.mean(median):.2f}'} |")
+    text = (f"# Comparison ({convention} pixel mapping, velocity error, lower is better)\n\n"
+            + "\n".join(lines + parse) + "\n\nPhyWorld DiT-S at 30K clips, ID: "
+            + ", ".join(f"{k} {v}" for k, v in PHYWORLD_DIT_S_30K_ID.items()) + "\n")
+    (out / "comparison.md").write_text(text)
+    (out / "comparison.json").write_text(json.dumps({k: v["velocity"] for k, v in reports.items()}, indent=1))
+    return text
