@@ -1,0 +1,92 @@
+"""Physics rewards: the simulator's own trajectory scores best, perturbed ones lower in proportion,
+and the label-free reference recovers the true initial velocity from the conditioning frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import trajectories
+
+from physar.rl.rewards import (GRAVITY, agreement_reward, collision_rewards, elastic_velocities, gravity_reward,
+                               reference_from_conditioning, velocity_reward)
+
+DT = 0.1
+COND = 3
+
+
+def clip(scene, i=0):
+    for _, traj, _ in trajectories(scene, "eval"):
+        if i == 0:
+            return traj
+        i -= 1
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_uniform_truth_scores_best_and_errors_cost_in_proportion(i):
+    traj = clip("uniform", i)
+    pos, v0 = traj.positions[COND - 1:], traj.velocities[COND - 1]
+    assert velocity_reward(pos, v0, DT) > 0.999
+    # a ball that drifts faster than it should: the bigger the drift, the lower the reward
+    t = np.arange(len(pos))[:, None, None] * DT
+    rewards = [velocity_reward(pos + t * np.array([dv, 0.0]), v0, DT) for dv in (0.05, 0.1, 0.2, 0.4)]
+    assert all(a > b for a, b in zip(rewards, rewards[1:]))
+    assert rewards[0] < 0.999 and rewards[-1] < 0.5
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_parabola_truth_scores_best(i):
+    traj = clip("parabola", i)
+    pos, v0 = traj.positions[COND - 1:], traj.velocities[COND - 1]
+    keep = pos[:, 0, 1] - traj.radii[0] > 0  # until it falls out of the world
+    pos = pos[: int(np.argmin(keep)) or len(pos)]
+    assert gravity_reward(pos, v0, DT) > 0.97  # pymunk integrates in 0.01 s Euler steps: vy is off by ~g*0.005
+    # no gravity at all (a straight line) or half of it score lower
+    t = np.arange(len(pos))[:, None] * DT
+    straight = pos.copy()
+    straight[:, 0, 1] = pos[0, 0, 1] + v0[0, 1] * t[:, 0]
+    half = pos.copy()
+    half[:, 0, 1] = pos[:, 0, 1] - GRAVITY / 4 * t[:, 0] ** 2
+    assert gravity_reward(straight, v0, DT) < gravity_reward(half, v0, DT) < gravity_reward(pos, v0, DT)
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_collision_truth_scores_best_and_wrong_masses_score_lower(i):
+    traj = clip("collision", i)
+    pos, v0x = traj.positions[COND - 1:], traj.velocities[COND - 1, :, 0]
+    truth = collision_rewards(pos, traj.radii, v0x, DT)
+    assert truth["collision"] > 0.97, truth
+    # balls that pass through each other (no collision) break momentum only if masses differ,
+    # but always the post-collision velocities
+    t = np.arange(len(pos))[:, None] * DT
+    ghost = pos.copy()
+    ghost[..., 0] = pos[0, :, 0] + v0x[None] * t
+    assert collision_rewards(ghost, traj.radii, v0x, DT)["velocity"] < truth["velocity"]
+
+
+def test_elastic_velocities_conserve_momentum_and_energy():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v1, v2, m1, m2 = rng.uniform(-4, 4), rng.uniform(-4, 4), rng.uniform(0.1, 4), rng.uniform(0.1, 4)
+        a, b = elastic_velocities(v1, v2, m1, m2)
+        assert m1 * a + m2 * b == pytest.approx(m1 * v1 + m2 * v2)
+        assert m1 * a * a + m2 * b * b == pytest.approx(m1 * v1 * v1 + m2 * v2 * v2)
+
+
+@pytest.mark.parametrize("scene,gravity", [("uniform", 0.0), ("parabola", GRAVITY), ("collision", 0.0)])
+def test_label_free_reference_recovers_the_initial_velocity(scene, gravity):
+    for i in range(5):
+        traj = clip(scene, i)
+        v0 = reference_from_conditioning(traj.positions[:COND], DT, gravity)
+        # exact without gravity; under gravity pymunk's 0.01 s Euler steps move vy by g * 0.005
+        assert np.abs(v0 - traj.velocities[COND - 1]).max() < (1e-6 if gravity == 0 else 0.02)
+
+
+def test_agreement_reward_prefers_frames_that_match_the_states():
+    rng = np.random.default_rng(0)
+    states = rng.uniform(1, 9, (29, 1, 2))
+    found = np.ones((29, 1), bool)
+    near = agreement_reward(states + 0.01, states, found, 64)
+    far = agreement_reward(states + 0.3, states, found, 64)
+    missing = found.copy()
+    missing[::2] = False
+    assert near > 0.9 > far and agreement_reward(states, states, missing, 64) == pytest.approx(missing.mean())
