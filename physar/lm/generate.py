@@ -155,11 +155,26 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
               "symbolic": lang.symbolic, "agreement_px": _summary(agreement),
               "agreement_found": float(np.mean(found)) if found else None}
     (out / "generation_report.json").write_text(json.dumps(report, indent=1))
+    (out / "generation_report.md").write_text(generation_markdown(report))
     if previews and rows:
         from physar.data.show import show
 
         show(data_dir, out / "previews", clips=min(6, len(rows)), frames=8, videos=out, gif=True, among=rows)
     return report
+
+
+def generation_markdown(report: dict) -> str:
+    fmt = (lambda x: "-" if x is None else f"{x:.2f}")
+    a = report["agreement_px"]
+    decoding = "greedy" if report["greedy"] else f"sampled, temperature {report['temperature']}, top-k {report['top_k']}"
+    lines = [f"# Generation: `{report['data']}` with `{report['checkpoint']}`", "",
+             f"- clips parsed: {report['parsed']} / {report['clips']} ({report['parse_rate']:.1%})",
+             f"- time: {report['seconds']:.0f} s, {report['seconds_per_clip']:.2f} s per clip ({decoding}; "
+             f"decoder steps {report['decoder_steps']})",
+             f"- decoded frames vs the model's symbolic states: median {fmt(a['median'])} px, p95 {fmt(a['p95'])} px, "
+             f"balls found {fmt(report['agreement_found'])}"]
+    lines += [f"- failed: `{f['video']}`: {f['error']}" for f in report["failures"][:20]]
+    return "\n".join(lines) + "\n"
 
 
 def single_clip_dataset(folder: str | Path, checkpoint: str | Path, video: str | Path | None = None,

@@ -28,8 +28,8 @@ def ddt_config(tokenizer_path: str | Path):
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) if p.name.split("-")[1].isdigit() else -1)
-    return found[-1] if found else None
+    steps = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
+    return max(steps, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
 def _check_lengths(tok, examples: list[dict], max_length: int) -> int:
