@@ -207,6 +207,20 @@ def sft_cmd(
                f"{info['train_seconds']:.0f} s")
 
 
+@app.command("rl")
+def rl_cmd(
+    config: Path = typer.Option(..., help="RL config YAML, e.g. configs/rl/cpu.yaml (SFT checkpoint, prompts, rewards, GRPO settings)."),
+    out: Path = typer.Option(Path("runs/rl"), help="Run folder: trainer/ (trl checkpoints, for --resume), log.jsonl, rewards.png, checkpoint/."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last trl checkpoint."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Override the config's number of GRPO steps."),
+):
+    """Stage 2: GRPO from the SFT checkpoint with physics-consistency rewards (trl GRPOTrainer)."""
+    from physar.rl.grpo import train_rl
+
+    info = train_rl(config, out, resume=resume, steps=steps)
+    typer.echo(f"{out / 'checkpoint'}: {info['prompts']} prompts, {info['rl']['steps']} steps, {info['rl_seconds']:.0f} s")
+
+
 @app.command("generate")
 def generate_cmd(
     checkpoint: Path = typer.Option(..., help="LM checkpoint folder (written by `physar sft`), or its run folder."),

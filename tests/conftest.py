@@ -70,3 +70,50 @@ def uniform_eval_copy(uniform_eval_dataset, tmp_path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(uniform_eval_dataset, dst)
     return dst
+
+
+# --- the LM stages at a tiny size (32 px, K = 4, a 48-code FSQ, a 2-layer Llama) -----------------
+
+DDT = dict(resolution=32, num_tokens=4, fsq_levels=[4, 4, 3], encoder_channels=[8, 16], encoder_dim=32,
+           encoder_layers=1, encoder_heads=2, context_dim=32, unet_channels=[8, 16], unet_cross_attention_levels=1,
+           unet_head_dim=8)
+
+
+def tiny_lm(data, tokenizer, **kw):
+    from physar.lm.config import LMConfig
+
+    settings = dict(data=[str(d) for d in data], tokenizer=str(tokenizer), eval_clips=4, hidden_size=32, num_layers=2,
+                    num_heads=2, intermediate_size=64, max_length=768, batch_size=4, learning_rate=3e-3,
+                    warmup_steps=2, steps=24, eval_every=12, save_every=12)
+    return LMConfig(**{**settings, **kw})
+
+
+@pytest.fixture(scope="session")
+def tokenized(tmp_path_factory):
+    """Two small 32 px datasets encoded by an (untrained, deterministic) tiny DDT tokenizer."""
+    import torch
+
+    from physar.data.generate import generate
+    from physar.tokenizer.codec import encode_dataset
+    from physar.tokenizer.config import TokenizerConfig
+    from physar.tokenizer.model import DDTTokenizer
+
+    root = tmp_path_factory.mktemp("lm")
+    torch.manual_seed(0)
+    DDTTokenizer(TokenizerConfig(**DDT)).save_pretrained(root / "ddt")
+    generate(recipe_path("uniform"), "eval", root / "uniform", count=12, resolution=32, progress=False)
+    generate(recipe_path("collision"), "eval", root / "collision", count=12, resolution=32, progress=False)
+    for name in ("uniform", "collision"):
+        encode_dataset(root / name, root / "ddt", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sft_run(tokenized, tmp_path_factory):
+    from physar.lm.sft import train_sft
+
+    run = tmp_path_factory.mktemp("sft") / "run"
+    info = train_sft(tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt"), run, progress=False)
+    return run, info
+
+

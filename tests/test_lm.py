@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import recipe_path
+from conftest import recipe_path, tiny_lm
 
 from physar.data.generate import generate, load_metadata
 from physar.errors import ConfigError, FrameDataError, TrainingError
@@ -19,44 +19,7 @@ from physar.lm.generate import generate_dataset, single_clip_dataset, symbolic_a
 from physar.lm.model import build_tokenizer, load_checkpoint
 from physar.lm.sequences import load_examples
 from physar.lm.sft import train_sft
-from physar.tokenizer.codec import encode_dataset
-from physar.tokenizer.config import TokenizerConfig
-from physar.tokenizer.model import DDTTokenizer
 from physar.video import read_video
-
-DDT = dict(resolution=32, num_tokens=4, fsq_levels=[4, 4, 3], encoder_channels=[8, 16], encoder_dim=32,
-           encoder_layers=1, encoder_heads=2, context_dim=32, unet_channels=[8, 16], unet_cross_attention_levels=1,
-           unet_head_dim=8)
-
-
-def tiny_lm(data, tokenizer, **kw) -> LMConfig:
-    settings = dict(data=[str(d) for d in data], tokenizer=str(tokenizer), eval_clips=4, hidden_size=32, num_layers=2,
-                    num_heads=2, intermediate_size=64, max_length=768, batch_size=4, learning_rate=3e-3,
-                    warmup_steps=2, steps=24, eval_every=12, save_every=12)
-    return LMConfig(**{**settings, **kw})
-
-
-@pytest.fixture(scope="module")
-def tokenized(tmp_path_factory):
-    """Two small 32 px datasets encoded by an (untrained, deterministic) tiny DDT tokenizer."""
-    import torch
-
-    root = tmp_path_factory.mktemp("lm")
-    torch.manual_seed(0)
-    DDTTokenizer(TokenizerConfig(**DDT)).save_pretrained(root / "ddt")
-    generate(recipe_path("uniform"), "eval", root / "uniform", count=12, resolution=32, progress=False)
-    generate(recipe_path("collision"), "eval", root / "collision", count=12, resolution=32, progress=False)
-    for name in ("uniform", "collision"):
-        encode_dataset(root / name, root / "ddt", progress=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def sft_run(tokenized, tmp_path_factory):
-    run = tmp_path_factory.mktemp("sft") / "run"
-    info = train_sft(tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt"), run, progress=False)
-    return run, info
-
 
 def test_examples_are_prompt_and_completion_in_the_language(tokenized):
     lang = PhysicsLanguage(48, 4)

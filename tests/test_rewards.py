@@ -30,7 +30,7 @@ def test_uniform_truth_scores_best_and_errors_cost_in_proportion(i):
     t = np.arange(len(pos))[:, None, None] * DT
     rewards = [velocity_reward(pos + t * np.array([dv, 0.0]), v0, DT) for dv in (0.05, 0.1, 0.2, 0.4)]
     assert all(a > b for a, b in zip(rewards, rewards[1:]))
-    assert rewards[0] < 0.999 and rewards[-1] < 0.5
+    assert rewards[0] < 0.999 and rewards[-1] < 0.6
 
 
 @pytest.mark.parametrize("i", range(5))

@@ -26,12 +26,13 @@ from physar.video import read_video, write_video
 
 class GrammarConstraint(LogitsProcessor):
     """Masks every token the physics language does not allow next, one parser per batch row, so
-    every finished sequence parses. Rows must be left-padded to `prompt_length`."""
+    every finished sequence parses. Made fresh for each `generate` call: the first call fixes the
+    batch size and the (left-padded) prompt length."""
 
-    def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, prompt_length: int, batch_size: int,
-                 max_objects: int | None = None):
-        self.lang, self.prompt_length = lang, prompt_length
-        self.parsers = [SequenceParser(lang, num_frames, max_objects) for _ in range(batch_size)]
+    def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int | None = None):
+        self.lang, self.num_frames, self.max_objects = lang, num_frames, max_objects
+        self.parsers: list[SequenceParser] | None = None
+        self.prompt_length = 0
         # the language's <eos> is whatever the tokenizer ends sequences with (a base model's own)
         self.id_of = {t: tok.convert_tokens_to_ids(t) for t in lang.vocab if t not in ("<pad>", "<bos>", "<unk>")}
         self.id_of["<eos>"] = tok.eos_token_id
@@ -48,12 +49,28 @@ class GrammarConstraint(LogitsProcessor):
         return self._masks[allowed]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if input_ids.shape[1] > self.prompt_length:
+        if self.parsers is None:
+            self.prompt_length = input_ids.shape[1]
+            self.parsers = [SequenceParser(self.lang, self.num_frames, self.max_objects) for _ in range(len(input_ids))]
+        elif input_ids.shape[1] > self.prompt_length:
             for row, parser in zip(input_ids[:, -1].tolist(), self.parsers):
                 if not parser.done:
                     parser.feed(self.token_of[row])
         masks = torch.stack([self._mask(self.eos if p.done else p.allowed(), scores.shape[1]) for p in self.parsers])
-        return scores.masked_fill(~masks, float("-inf"))
+        return scores.masked_fill(~masks.to(scores.device), float("-inf"))
+
+
+def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int):
+    """Make every `model.generate` call (trl's rollouts too) follow the physics language."""
+    plain = model.generate
+
+    def generate(*args, **kwargs):
+        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+        processors.append(GrammarConstraint(lang, tok, num_frames, max_objects))
+        return plain(*args, logits_processor=processors, **kwargs)
+
+    model.generate = generate
+    return model
 
 
 @torch.no_grad()
@@ -67,7 +84,7 @@ def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray
     texts = [lang.text(lang.prompt(ids, conditioning_frames)) for ids in prompt_ids]
     enc = tok(texts, return_tensors="pt", padding=True)
     prompt_length = enc["input_ids"].shape[1]
-    constraint = GrammarConstraint(lang, tok, num_frames, prompt_length, len(texts), max_objects)
+    constraint = GrammarConstraint(lang, tok, num_frames, max_objects)
     sampling = {"temperature": temperature, "top_k": top_k or 0} if not greedy else {}
     budget = lang.max_completion_length(num_frames, max_objects)  # the grammar ends every row within it
     output = model.generate(**enc, max_new_tokens=budget, do_sample=not greedy, use_cache=True,

@@ -7,8 +7,9 @@ The reference (initial velocities, radii) comes from the simulator (supervised m
 estimated from the conditioning frames alone (label-free mode: `reference_from_conditioning`),
 so that rewards also work on conditions nobody simulated.
 
-Each reward is exp(-error / scale): the simulator's own trajectory scores about 1, and a
-trajectory off by twice as much scores lower than one off by half as much.
+Each reward is 1 / (1 + error / scale) over least-squares fits of the path: the simulator's own
+trajectory scores about 1, and a trajectory off by twice as much scores lower than one off by
+half as much.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 GRAVITY = -2.5  # the parabola scene's (world units / s^2)
-SPEED_SCALE = 0.25  # world units / s: a mean velocity error of 0.25 gives exp(-1)
+SPEED_SCALE = 0.25  # world units / s: a velocity error of 0.25 halves the reward
+PATH_SCALE = 0.1  # world units (0.6 px at 64 px): how far a path may wander off its law's curve
 
 
 def finite_velocities(positions: np.ndarray, dt: float) -> np.ndarray:
@@ -41,23 +43,38 @@ def reference_from_conditioning(positions: np.ndarray, dt: float, gravity: float
 
 
 def _score(error: float, scale: float) -> float:
-    return float(np.exp(-error / scale)) if np.isfinite(error) else 0.0
+    """1 / (1 + error / scale): 1 for a perfect path, 1/2 at one scale, and graded everywhere (an
+    exponential underflows to exactly 0 far from the law, where GRPO then sees no difference)."""
+    return float(1.0 / (1.0 + error / scale)) if np.isfinite(error) else 0.0
 
 
-def velocity_reward(positions: np.ndarray, v0: np.ndarray, dt: float, scale: float = SPEED_SCALE) -> float:
-    """Uniform motion: every step keeps the initial velocity v0 [N, 2]."""
-    v = finite_velocities(positions, dt)
-    return _score(float(np.mean(np.abs(v - v0[None]))), scale)
+def _line_fit(t: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares lines values[k] = a + v t[k] per column of values [F, M]: (v [M], rms residual).
+    Fitting a line over the whole path makes the rewards indifferent to the 0.01-unit rounding of
+    positions written in the physics language (a per-step velocity would carry 0.1 units/s of it)."""
+    design = np.stack([np.ones_like(t), t], axis=1)
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    residual = values - design @ coef
+    return coef[1], float(np.sqrt(np.mean(residual**2)))
+
+
+def velocity_reward(positions: np.ndarray, v0: np.ndarray, dt: float, scale: float = SPEED_SCALE,
+                    path_scale: float = PATH_SCALE) -> float:
+    """Uniform motion: a straight path at the initial velocity v0 [N, 2]."""
+    positions = np.asarray(positions, dtype=float)
+    t = np.arange(len(positions)) * dt
+    v, rms = _line_fit(t, positions.reshape(len(positions), -1))
+    return _score(float(np.mean(np.abs(v - np.asarray(v0).ravel()))), scale) * _score(rms, path_scale)
 
 
 def gravity_reward(positions: np.ndarray, v0: np.ndarray, dt: float, gravity: float = GRAVITY,
-                   scale: float = SPEED_SCALE) -> float:
-    """Parabola: constant horizontal velocity, vertical velocity v0_y + g t (at each step's midpoint)."""
-    v = finite_velocities(positions, dt)
-    t_mid = (np.arange(len(v)) + 0.5) * dt
-    expected = np.repeat(np.asarray(v0, dtype=float)[None], len(v), axis=0)
-    expected[..., 1] += gravity * t_mid[:, None]
-    return _score(float(np.mean(np.abs(v - expected))), scale)
+                   scale: float = SPEED_SCALE, path_scale: float = PATH_SCALE) -> float:
+    """Parabola: x moves at v0_x; y follows y0 + v0_y t + g t^2 / 2 (the known gravity)."""
+    positions = np.asarray(positions, dtype=float).copy()
+    t = np.arange(len(positions)) * dt
+    positions[..., 1] -= gravity * t[:, None] ** 2 / 2  # what is left is a straight line
+    v, rms = _line_fit(t, positions.reshape(len(positions), -1))
+    return _score(float(np.mean(np.abs(v - np.asarray(v0).ravel()))), scale) * _score(rms, path_scale)
 
 
 def elastic_velocities(v1: float, v2: float, m1: float, m2: float) -> tuple[float, float]:
@@ -67,40 +84,45 @@ def elastic_velocities(v1: float, v2: float, m1: float, m2: float) -> tuple[floa
 
 
 def collision_rewards(positions: np.ndarray, radii: np.ndarray, v0x: np.ndarray, dt: float,
-                      scale: float = SPEED_SCALE) -> dict:
+                      scale: float = SPEED_SCALE, path_scale: float = PATH_SCALE) -> dict:
     """Head-on collision of two balls (x only), masses r^2 (density 1, as PhyWorld's code).
 
-    - velocity: each step's velocities against the law: v0 before the balls touch, the elastic
-      velocities after (the step in which they touch, predicted from the start, is left out);
-    - momentum / energy: sum m v and sum m v^2 / 2 of every step against the initial ones,
-      relative to the initial momentum scale (sum m |v|) and energy.
+    The balls must touch when the law says (from the start positions and v0), so the frames
+    split into before and after; a line is fitted to each ball's x in each part.
+    - velocity: fitted velocities against v0 before and the elastic velocities after, and the
+      paths straight within each part;
+    - momentum / energy: sum m v and sum m v^2 / 2 after the collision against the initial ones,
+      relative to sum m |v0| and the initial energy.
     Returns the three and their mean as "collision".
     """
     x = np.asarray(positions, dtype=float)[..., 0]  # [F, 2]
     radii, v0x = np.asarray(radii, dtype=float), np.asarray(v0x, dtype=float)
     m = radii**2
-    v = np.diff(x, axis=0) / dt  # [S, 2]
+    t = np.arange(len(x)) * dt
     closing = v0x[0] - v0x[1]
     gap = x[0, 1] - x[0, 0] - radii.sum()
-    t_hit = gap / closing if closing > 0 else np.inf  # from frame 0
-    start, end = np.arange(len(v)) * dt, (np.arange(len(v)) + 1) * dt
-    before, after = end <= t_hit, start >= t_hit
-    expected = np.where(before[:, None], v0x[None], np.array(elastic_velocities(*v0x, *m))[None])
-    keep = before | after
-    velocity_error = float(np.mean(np.abs(v[keep] - expected[keep]))) if keep.any() else np.nan
+    t_hit = gap / closing if closing > 0 else np.inf
+    after = np.array(elastic_velocities(*v0x, *m))
+    errors, residuals, v_after = [], [], after
+    for part, expected in ((t <= t_hit, v0x), (t >= t_hit, after)):
+        if part.sum() >= 2:
+            v, rms = _line_fit(t[part], x[part])
+            errors.append(np.abs(v - expected).mean())
+            residuals.append(rms)
+            if expected is after:
+                v_after = v
     p0, e0 = float(m @ v0x), float(m @ v0x**2 / 2)
-    p_scale, e_scale = float(m @ np.abs(v0x)) + 1e-9, e0 + 1e-9
-    momentum_error = float(np.mean(np.abs(v[keep] @ m - p0))) / p_scale if keep.any() else np.nan
-    energy_error = float(np.mean(np.abs((v[keep] ** 2) @ m / 2 - e0))) / e_scale if keep.any() else np.nan
-    out = {"velocity": _score(velocity_error, scale), "momentum": _score(momentum_error, 0.1),
-           "energy": _score(energy_error, 0.1)}
+    momentum_error = abs(float(m @ v_after) - p0) / (float(m @ np.abs(v0x)) + 1e-9)
+    energy_error = abs(float(m @ v_after**2 / 2) - e0) / (e0 + 1e-9)
+    out = {"velocity": _score(float(np.mean(errors)), scale) * _score(float(np.mean(residuals)), path_scale),
+           "momentum": _score(momentum_error, 0.1), "energy": _score(energy_error, 0.1)}
     out["collision"] = float(np.mean(list(out.values())))
     return out
 
 
 def agreement_reward(decoded: np.ndarray, symbolic: np.ndarray, found: np.ndarray, resolution: int,
                      scale_px: float = 1.0) -> float:
-    """Decoded frames vs the model's own symbolic states: exp(-mean distance / scale) in pixels
+    """Decoded frames vs the model's own symbolic states: 1 / (1 + mean distance / scale) in pixels
     over the balls found, times the fraction found (a ball that is not drawn earns nothing)."""
     found = np.asarray(found, dtype=bool)
     if not found.any():

@@ -1,0 +1,74 @@
+"""Settings of stage 2 (GRPO with physics rewards), in one YAML file (configs/rl/*.yaml)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from physar.errors import ConfigError
+
+MODES = ("supervised", "label_free")
+SOURCES = ("symbolic", "decoded")
+
+
+@dataclass
+class RLConfig:
+    checkpoint: str = "checkpoints/sft_cpu"  # the SFT checkpoint: the policy's start and the KL reference
+    prompts: list[str] = field(default_factory=list)  # dataset folders whose conditioning frames are the prompts
+    max_prompts: int | None = None  # per folder (an even spread); None: all
+    mode: str = "supervised"  # supervised: simulator truth; label_free: only what the conditioning frames show
+    trajectory: str = "symbolic"  # read positions from the model's symbolic states, or from its decoded frames
+    reward_weights: dict = field(default_factory=lambda: {"physics": 1.0, "agreement": 0.5, "format_ok": 0.1})
+    num_generations: int = 4  # group size G
+    prompts_per_step: int = 2
+    beta: float = 0.04  # KL to the SFT reference
+    learning_rate: float = 1e-5
+    temperature: float = 1.0
+    steps: int = 100
+    save_every: int = 25
+    seed: int = 0
+
+    def __post_init__(self):
+        def bad(key, why):
+            raise ConfigError(f"{key}: {why}")
+
+        if self.mode not in MODES:
+            bad("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.trajectory not in SOURCES:
+            bad("trajectory", f"must be one of {', '.join(SOURCES)}, got {self.trajectory!r}")
+        if self.num_generations < 2:
+            bad("num_generations", f"GRPO needs groups of at least 2, got {self.num_generations}")
+        for key in ("prompts_per_step", "steps", "save_every"):
+            if getattr(self, key) < 1:
+                bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.beta < 0 or self.learning_rate <= 0 or self.temperature <= 0:
+            bad("beta" if self.beta < 0 else "learning_rate" if self.learning_rate <= 0 else "temperature",
+                "must be positive")
+        unknown = set(self.reward_weights) - {"physics", "agreement", "format_ok"}
+        if unknown:
+            bad("reward_weights", f"unknown reward {', '.join(sorted(unknown))} (physics, agreement, format_ok)")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RLConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"{path}: unknown key {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except (ConfigError, TypeError) as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

@@ -1,0 +1,245 @@
+"""Stage 2: GRPO from the SFT checkpoint with physics-consistency rewards (trl's GRPOTrainer).
+
+Prompts are the conditioning frames of dataset clips. For each prompt the policy samples a group
+of continuations (constrained to the physics language); each is read back, its trajectory taken
+from the model's symbolic states or from its decoded frames, and scored by the physics law of
+its scene (rewards.py) against a reference: the simulator's truth (supervised) or what the
+conditioning frames show (label-free). The run folder holds trl's checkpoints (trainer/), log.jsonl,
+rewards.png (one curve per reward component) and the final checkpoint/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from physar.data.generate import load_metadata
+from physar.errors import ConfigError, TrainingError
+from physar.evaluation.parse import color_mask, parse_frames
+from physar.language import LanguageError
+from physar.rl import rewards
+from physar.rl.config import RLConfig
+from physar.video import read_video
+
+FRAME_DT = 0.1
+SCENE_GRAVITY = {"uniform": 0.0, "collision": 0.0, "parabola": rewards.GRAVITY}
+
+
+def _spread(records: list[dict], n: int | None) -> list[dict]:
+    if n is None or n >= len(records):
+        return records
+    return [records[i] for i in np.linspace(0, len(records) - 1, n).round().astype(int)]
+
+
+def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: int | None = None) -> list[dict]:
+    """One row per clip: the prompt text and the reference its rollouts are scored against
+    (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours)."""
+    from physar.tokenizer.codec import encode_clip
+
+    rows = []
+    for folder in map(Path, folders):
+        for r in _spread(load_metadata(folder), max_prompts):
+            if r["scene"] not in SCENE_GRAVITY:
+                raise ConfigError(f"prompts: {folder} holds {r['scene']!r} clips; rewards exist for "
+                                  f"{', '.join(SCENE_GRAVITY)}")
+            cond = r["conditioning_frames"]
+            frames = read_video(folder / r["video"])[:cond]
+            if mode == "supervised":
+                start = np.asarray(r["positions"])[cond - 1]
+                v0 = np.asarray(r["velocities"])[cond - 1]
+                radii = np.asarray(r["radii"])
+            else:  # label-free: only what the conditioning frames show
+                parsed = parse_frames(frames, r["colors"])
+                if not parsed.found.all() or _touches_border(frames, r["colors"]):
+                    continue  # a ball not wholly in view: its centre and velocity cannot be read
+                start = parsed.positions[-1]
+                v0 = rewards.reference_from_conditioning(parsed.positions, FRAME_DT, SCENE_GRAVITY[r["scene"]])
+                radii = parsed.radii.mean(axis=0)
+            rows.append({"prompt": lang.text(lang.prompt(encode_clip(ddt, frames), cond)), "scene": r["scene"],
+                         "video": str(folder / r["video"]),
+                         "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
+    if not rows:
+        raise ConfigError("prompts: no usable clips in " + ", ".join(map(str, folders)))
+    return rows
+
+
+def _touches_border(frames: np.ndarray, colors) -> bool:
+    for color in colors:
+        mask = color_mask(frames, color)
+        if mask[:, 0].any() or mask[:, -1].any() or mask[:, :, 0].any() or mask[:, :, -1].any():
+            return True
+    return False
+
+
+def _fill_gaps(positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation over frames where a ball was not found (NaN), per ball and axis."""
+    out = positions.copy()
+    t = np.arange(len(out))
+    for i in range(out.shape[1]):
+        for axis in range(2):
+            col = out[:, i, axis]
+            ok = np.isfinite(col)
+            if ok.any() and not ok.all():
+                out[:, i, axis] = np.interp(t, t[ok], col[ok])
+    return out
+
+
+class RolloutJudge:
+    """Reads a completion back and scores it; one judgement per distinct completion, shared by the
+    reward functions trl calls one after the other."""
+
+    def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str):
+        self.lang, self.tok, self.ddt = lang, tok, ddt
+        self.num_frames, self.max_objects, self.source = num_frames, max_objects, source
+        self.cache: dict[tuple, dict] = {}
+
+    def __call__(self, ids: list[int], row: dict) -> dict:
+        key = (tuple(ids), json.dumps(row["start"]))
+        if key not in self.cache:
+            if len(self.cache) > 4096:
+                self.cache.clear()
+            self.cache[key] = self._judge(ids, row)
+        return self.cache[key]
+
+    def _judge(self, ids: list[int], row: dict) -> dict:
+        from physar.tokenizer.codec import decode_clip
+
+        tokens = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
+        try:
+            clip = self.lang.parse(tokens, self.num_frames, self.max_objects)
+        except LanguageError:
+            return {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
+        colors = [list(c) for c in row["colors"]]
+        frames = decode_clip(self.ddt, clip.visual)
+        parsed = parse_frames(frames, colors)
+        symbolic = None
+        if self.lang.symbolic:
+            order = [next((j for j, o in enumerate(clip.objects) if list(o["color"]) == c), None) for c in colors]
+            if None not in order:
+                symbolic = clip.positions[:, order]
+        if self.source == "symbolic":
+            positions, found = symbolic, 1.0
+        else:
+            positions, found = _fill_gaps(parsed.positions), float(parsed.found.mean())
+        physics = 0.0
+        if positions is not None and np.isfinite(positions).all():
+            full = np.concatenate([np.asarray(row["start"])[None], positions])
+            v0 = np.asarray(row["v0"])
+            if row["scene"] == "uniform":
+                physics = rewards.velocity_reward(full, v0, FRAME_DT)
+            elif row["scene"] == "parabola":
+                physics = rewards.gravity_reward(full, v0, FRAME_DT)
+            else:
+                physics = rewards.collision_rewards(full, np.asarray(row["radii"]), v0[:, 0], FRAME_DT)["collision"]
+            physics *= found
+        agreement = rewards.agreement_reward(parsed.positions, symbolic, parsed.found, self.ddt.config.resolution) \
+            if symbolic is not None else 0.0
+        return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
+
+
+def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
+    """One trl reward function per component (trl logs each as rewards/<name>/mean)."""
+    def make(name):
+        def score(prompts, completions, completion_ids, **columns):
+            keys = ("scene", "start", "v0", "radii", "colors")
+            return [judge(ids, {k: columns[k][i] for k in keys})[name] for i, ids in enumerate(completion_ids)]
+
+        score.__name__ = name
+        return score
+
+    return [make(n) for n in names]
+
+
+def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = False, steps: int | None = None,
+             progress: bool = True) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from physar.lm.generate import constrain
+    from physar.lm.model import load_checkpoint, save_checkpoint
+    from physar.lm.sft import _last_checkpoint
+    from physar.tokenizer.codec import load_tokenizer
+
+    cfg = config if isinstance(config, RLConfig) else RLConfig.from_yaml(config)
+    if steps is not None:
+        cfg.steps = steps
+    if not cfg.prompts:
+        raise ConfigError("prompts: no dataset folders")
+    run = Path(out)
+    last = _last_checkpoint(run / "trainer") if (run / "trainer").is_dir() else None
+    if resume and last is None:
+        raise TrainingError(f"{run}: nothing to resume (no trainer/checkpoint-*)")
+    if not resume and run.exists() and any(run.iterdir()):
+        raise TrainingError(f"{run}: folder is not empty; pass --resume to continue its run or choose another --out")
+    if resume:
+        old = json.loads((run / "settings.json").read_text())
+        diff = [k for k, v in cfg.to_dict().items() if k != "steps" and old.get(k) != v]
+        if diff:
+            raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
+
+    _, tok, lang, meta = load_checkpoint(cfg.checkpoint)
+    sft_folder = Path(cfg.checkpoint)
+    sft_folder = sft_folder / "checkpoint" if (sft_folder / "checkpoint" / "physar.json").is_file() else sft_folder
+    ddt = load_tokenizer(meta["tokenizer"])
+    num_frames = meta["num_frames"] - meta["conditioning_frames"]
+    pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts)
+    judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory)
+    names = [n for n, w in cfg.reward_weights.items() if w != 0]
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "settings.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    args = GRPOConfig(
+        output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
+        max_completion_length=lang.max_completion_length(num_frames, meta["max_objects"]),
+        temperature=cfg.temperature, top_k=0, beta=cfg.beta, reward_weights=[cfg.reward_weights[n] for n in names],
+        logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed,
+        report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
+        model_init_kwargs={"dtype": torch.float32}, disable_tqdm=not progress)
+    log_path = run / "log.jsonl"
+
+    class JsonLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    # trl builds the policy and the KL reference from the checkpoint folder
+    trainer = GRPOTrainer(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
+                          train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[JsonLog()])
+    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"])
+    clock = time.time()
+    trainer.train(resume_from_checkpoint=str(last) if resume else None)
+    info = {**{k: meta[k] for k in ("conditioning_frames", "num_frames", "resolution", "max_objects")},
+            "sft_checkpoint": str(sft_folder), "rl_seconds": round(time.time() - clock, 1), "rl": cfg.to_dict(),
+            "prompts": len(pool), "config": meta["config"]}
+    if trainer.is_world_process_zero():
+        save_checkpoint(run / "checkpoint", trainer.model, tok, lang, meta["tokenizer"], info)
+        plot_rewards(log_path, run / "rewards.png", names)
+    return info
+
+
+def plot_rewards(log_path: Path, out: Path, names: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name in names + ["reward"]:
+        key = name if name == "reward" else f"rewards/{name}/mean"
+        points = [(r["step"], r[key]) for r in rows if key in r]
+        if points:
+            ax.plot(*zip(*points), label="total (weighted)" if name == "reward" else name)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("mean reward")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
