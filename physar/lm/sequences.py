@@ -10,21 +10,17 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import FrameDataError
 from physar.language import PhysicsLanguage
-
-TOKENS_DIR = "tokens"
+from physar.tokenizer.codec import TOKENS_DIR, load_tokens
 
 
 def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int) -> np.ndarray:
     """ids [clips, frames, K] of DATA_DIR/tokens/<token_file>.safetensors, checked against the
     dataset's metadata (same clips, same order) and the tokenizer (K, codebook)."""
-    from safetensors import safe_open
-
     data_dir = Path(data_dir)
     path = data_dir / TOKENS_DIR / f"{token_file}.safetensors"
     if not path.is_file():
         raise FrameDataError(f"{data_dir}: no {path.relative_to(data_dir)}; run `physar tokenizer encode {data_dir} --checkpoint ...` first")
-    with safe_open(str(path), "np") as f:
-        ids, info = f.get_tensor("ids"), dict(f.metadata())
+    ids, info = load_tokens(path)
     videos = [r["video"] for r in load_metadata(data_dir)]
     if json.loads(info.get("videos", "[]")) != videos:
         raise FrameDataError(f"{path}: its clips are not the dataset's (re-encode it)")
