@@ -68,7 +68,7 @@ def test_grpo_runs_logs_rewards_and_writes_a_checkpoint(sft_run, tokenized, tmp_
     assert (tmp_path / "rl" / "rewards.png").is_file() and info["prompts"] == 4
     policy, *_ = load_checkpoint(tmp_path / "rl")
     start, *_ = load_checkpoint(run)
-    moved = sum(float((a - b).abs().sum()) for a, b in zip(policy.parameters(), start.parameters()))
+    moved = sum(float((a - b).abs().sum().detach()) for a, b in zip(policy.parameters(), start.parameters()))
     assert moved > 0
 
 
