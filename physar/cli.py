@@ -102,11 +102,17 @@ def demo_cmd(
     count: int = typer.Option(300, help="Evaluation clips per scene (ID and OOD buckets in proportion)."),
     resolution: int = typer.Option(64, help="Frame size in pixels."),
     workers: int = typer.Option(2, help="Worker processes for simulation."),
+    checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu when present."),
+    model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
+    model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
 ):
-    """The main job: simulate a small evaluation set of each scene, evaluate it, write a report."""
-    from physar.demo import run_demo
+    """The main job: simulate evaluation sets of each scene, measure the ground-truth floor, generate clips
+    at seen and unseen velocities with the LM, evaluate them, write a report."""
+    from physar.demo import SHIPPED_LM, run_demo
 
-    typer.echo(run_demo(out, count, resolution, workers))
+    if model and checkpoint is None and (SHIPPED_LM / "physar.json").is_file():
+        checkpoint = SHIPPED_LM
+    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count))
 
 
 @tokenizer_app.command("train")

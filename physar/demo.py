@@ -1,9 +1,8 @@
 """The main job on a built-in default: simulate a small evaluation set of each PhyWorld scene,
 evaluate the simulator's own videos (the ground-truth floor of our parser) under both pixel
-conventions, and write one report folder with tables, plots and preview strips.
-
-Later stages plug in here: with a trained model, the same report compares its generated
-clips against the floor.
+conventions and, with an LM checkpoint (the shipped one by default), generate clips at seen and
+unseen velocities from their conditioning frames and evaluate them; one report folder with
+tables, plots, videos and preview strips.
 """
 
 from __future__ import annotations
@@ -17,10 +16,12 @@ from physar.data.show import show
 from physar.evaluation.evaluate import PHYWORLD_FLOOR, evaluate, markdown
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
+SHIPPED_LM = Path(__file__).resolve().parent.parent / "checkpoints" / "sft_cpu"
 SCENES = ("uniform", "collision", "parabola")
 
 
-def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int = 64, workers: int = 2) -> Path:
+def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int = 64, workers: int = 2,
+             checkpoint: str | Path | None = None, model_count: int = 30) -> Path:
     out = Path(out)
     start = time.time()
     merged: dict[str, dict] = {"exact": {}, "phyworld": {}}
@@ -32,6 +33,15 @@ def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int
         for convention in merged:
             report = evaluate(data, convention=convention, out=out / "reports" / f"{scene}_{convention}" / "report.json")
             merged[convention].update(report)
+    model_lines = []
+    if checkpoint is not None:
+        from physar.lm.assess import evaluate_checkpoint, report_markdown
+
+        report = evaluate_checkpoint(checkpoint, [DATASETS / f"{s}.yaml" for s in SCENES], out / "model",
+                                     count=model_count, workers=workers)
+        merged["model"] = report["velocity"]
+        model_lines = ["", report_markdown(report).replace("# Checkpoint evaluation", "## The LM").replace(
+            "`reports/", "`model/reports/").replace("`videos/", "`model/videos/"), ""]
     (out / "report.json").write_text(json.dumps(merged, indent=1))
     lines = [
         "# Phys-AR demo: simulated datasets and the evaluator's ground-truth floor",
@@ -46,6 +56,7 @@ def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int
         + ", ".join(f"{k} {v}" for k, v in PHYWORLD_FLOOR.items()) + ". The floor scales with 1/resolution.",
         "",
         "Plots: `reports/<scene>_<convention>/report.png`; previews: `previews/<scene>/strip.png` and GIFs.",
+        *model_lines,
         f"\nTook {time.time() - start:.0f} s.",
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -16,7 +16,9 @@ def physar(*args, timeout=120):
                           cwd=ROOT, timeout=timeout)
 
 
-@pytest.mark.parametrize("command", [[], ["data"], ["data", "generate"], ["data", "show"], ["evaluate"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["data"], ["data", "generate"], ["data", "show"], ["evaluate"], ["demo"],
+                                     ["tokenizer", "train"], ["tokenizer", "encode"], ["tokenizer", "reconstruct"],
+                                     ["sft"], ["generate"], ["rl"], ["compare"]])
 def test_help_of_every_command(command):
     result = physar(*command, "--help")
     assert result.returncode == 0, result.stderr

@@ -205,3 +205,14 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| uniform | in |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3] == cells[4]
+
+
+def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):
+    from physar.demo import run_demo
+
+    run, _ = sft_run
+    report = run_demo(tmp_path / "demo", count=6, resolution=32, checkpoint=run, model_count=3).read_text()
+    assert "## The LM" in report and "Floor, exact pixel mapping" in report
+    assert (tmp_path / "demo" / "model" / "reports" / "uniform" / "report.png").is_file()
+    data = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert set(data["model"]) == {"uniform", "collision", "parabola"}
