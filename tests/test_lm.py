@@ -216,3 +216,20 @@ def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_
     assert (tmp_path / "demo" / "model" / "reports" / "uniform" / "report.png").is_file()
     data = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert set(data["model"]) == {"uniform", "collision", "parabola"}
+
+
+def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path):
+    """checkpoints/sft_cpu with its DDT tokenizer: one uniform clip, generated and parsed back."""
+    from conftest import ROOT
+
+    shipped = ROOT / "checkpoints" / "sft_cpu"
+    if not (shipped / "physar.json").is_file():
+        pytest.skip("no shipped LM checkpoint")
+    model, tok, lang, meta = load_checkpoint(shipped)
+    assert lang.symbolic and meta["resolution"] == 64 and lang.tokens_per_frame == 8
+    data = single_clip_dataset(tmp_path / "in", shipped, scene="uniform", params=dict(velocity=2.5, radius=1.0))
+    report = generate_dataset(shipped, data, tmp_path / "out", previews=False, progress=False)
+    assert report["parse_rate"] == 1.0
+    line = json.loads((tmp_path / "out" / "trajectories.jsonl").read_text())
+    assert line["objects"][0]["color"] == [255, 0, 0]  # it reads the red ball off the conditioning frames
+    assert read_video(tmp_path / "out" / "clip.mp4").shape == (32, 64, 64, 3)
