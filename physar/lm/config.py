@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-
-import yaml
-
+from dataclasses import dataclass, field
+from physar.config_file import YamlConfig
 from physar.errors import ConfigError
 
 
 @dataclass
-class LMConfig:
+class LMConfig(YamlConfig):
     # data: tokenized dataset folders (`physar tokenizer encode`), and the DDT tokenizer that made the tokens
     data: list[str] = field(default_factory=list)
     tokenizer: str = "checkpoints/ddt_cpu"
@@ -57,29 +53,3 @@ class LMConfig:
             bad("eval_clips" if self.eval_clips < 0 else "warmup_steps", "must be >= 0")
         if self.learning_rate <= 0:
             bad("learning_rate", f"must be positive, got {self.learning_rate}")
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "LMConfig":
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"{source}: unknown key {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except (ConfigError, TypeError) as e:
-            raise ConfigError(f"{source}: {e}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "LMConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
-        return cls.from_dict(data, str(path))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

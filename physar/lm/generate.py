@@ -200,16 +200,12 @@ def single_clip_dataset(folder: str | Path, checkpoint: str | Path, video: str |
     simulated from scene parameters (the full clip, so it can be evaluated too)."""
     from physar.data.generate import clip_record
     from physar.data.recipe import ClipPlan, classify, load_recipe
-    from physar.lm.model import PHYSAR_FILE
+    from physar.lm.model import PHYSAR_FILE, resolve_checkpoint
     from simulators.render import render
     from simulators.scenes import PlacementError, get_scene, initial_speeds_and_radii
 
     folder = Path(folder)
-    ckpt = Path(checkpoint)
-    ckpt = ckpt / "checkpoint" if (ckpt / "checkpoint" / PHYSAR_FILE).is_file() else ckpt
-    if not (ckpt / PHYSAR_FILE).is_file():
-        raise CheckpointError(f"{checkpoint}: not a Phys-AR LM checkpoint (no {PHYSAR_FILE})")
-    meta = json.loads((ckpt / PHYSAR_FILE).read_text())
+    meta = json.loads((resolve_checkpoint(checkpoint) / PHYSAR_FILE).read_text())
     size, cond, total = meta["resolution"], meta["conditioning_frames"], meta["num_frames"]
     folder.mkdir(parents=True, exist_ok=True)
     if video is not None:

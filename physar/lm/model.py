@@ -81,6 +81,16 @@ def save_checkpoint(folder: str | Path, model, tok, lang: PhysicsLanguage, token
     (folder / PHYSAR_FILE).write_text(json.dumps(meta, indent=1))
 
 
+def resolve_checkpoint(folder: str | Path) -> Path:
+    """A checkpoint folder, or a run folder holding checkpoint/ -> the checkpoint folder."""
+    folder = Path(folder)
+    if (folder / "checkpoint" / PHYSAR_FILE).is_file():
+        folder = folder / "checkpoint"
+    if not (folder / PHYSAR_FILE).is_file():
+        raise CheckpointError(f"{folder}: not a Phys-AR LM checkpoint (no {PHYSAR_FILE})")
+    return folder
+
+
 def load_checkpoint(folder: str | Path):
     """(model, tok, lang, meta) of a checkpoint folder, or of a run folder holding checkpoint/;
     meta["tokenizer"] is resolved to the DDT tokenizer's folder."""
@@ -89,11 +99,7 @@ def load_checkpoint(folder: str | Path):
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # "Loading weights" bars, one per load
-    folder = Path(folder)
-    if (folder / "checkpoint" / PHYSAR_FILE).is_file():
-        folder = folder / "checkpoint"
-    if not (folder / PHYSAR_FILE).is_file():
-        raise CheckpointError(f"{folder}: not a Phys-AR LM checkpoint (no {PHYSAR_FILE})")
+    folder = resolve_checkpoint(folder)
     meta = json.loads((folder / PHYSAR_FILE).read_text())
     lang = PhysicsLanguage(**meta["language"])
     tok = AutoTokenizer.from_pretrained(folder)

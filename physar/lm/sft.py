@@ -8,10 +8,11 @@ import json
 import time
 from pathlib import Path
 
-from physar.errors import ConfigError, TrainingError
+from physar.errors import ConfigError
 from physar.language import PhysicsLanguage
 from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
+from physar.lm.runs import check_run, json_log_callback, start_run
 from physar.lm.sequences import load_examples, split_examples
 
 
@@ -27,11 +28,6 @@ def ddt_config(tokenizer_path: str | Path):
     return path, TokenizerConfig.from_dict(json.loads((path / "config.json").read_text()), str(path / "config.json"))
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    steps = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
-    return max(steps, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
-
-
 def _check_lengths(tok, examples: list[dict], max_length: int) -> int:
     """trl drops examples whose completion is truncated away, silently; refuse them instead."""
     longest = max(len(tok(e["prompt"] + e["completion"])["input_ids"]) + 1 for e in examples)
@@ -45,7 +41,6 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
               progress: bool = True) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     cfg = config if isinstance(config, LMConfig) else LMConfig.from_yaml(config)
@@ -56,17 +51,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     if not cfg.data:
         raise ConfigError("data: no dataset folders (give --data or set data: in the config)")
     run = Path(out)
-    trainer_dir = run / "trainer"
-    last = _last_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
-    if resume and last is None:
-        raise TrainingError(f"{run}: nothing to resume (no trainer/checkpoint-*)")
-    if not resume and run.exists() and any(run.iterdir()):
-        raise TrainingError(f"{run}: folder is not empty; pass --resume to continue its run or choose another --out")
-    if resume:
-        old = json.loads((run / "settings.json").read_text())
-        diff = [k for k in cfg.to_dict() if k != "steps" and old.get(k) != cfg.to_dict()[k]]
-        if diff:
-            raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
+    last = check_run(run, cfg.to_dict(), resume)
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
     lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic)
@@ -75,14 +60,13 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
     model = build_model(cfg, tok)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "settings.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    start_run(run, cfg.to_dict())
 
     columns = ("prompt", "completion")
     train_ds = Dataset.from_list([{k: e[k] for k in columns} for e in train_examples])
     eval_ds = Dataset.from_list([{k: e[k] for k in columns} for e in eval_examples]) if eval_examples else None
     args = SFTConfig(
-        output_dir=str(trainer_dir), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        output_dir=str(run / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.gradient_accumulation,
         learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup_steps, logging_steps=max(1, min(50, cfg.eval_every // 5)),
@@ -92,15 +76,8 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
         dataloader_num_workers=0)
     log_path = run / "log.jsonl"
-
-    class JsonLog(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
-                         callbacks=[JsonLog()])
+                         callbacks=[json_log_callback(log_path)])
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)
     seconds = time.time() - clock

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-
-import yaml
-
+from dataclasses import dataclass, field
+from physar.config_file import YamlConfig
 from physar.errors import ConfigError
 
 MODES = ("supervised", "label_free")
@@ -15,7 +11,7 @@ SOURCES = ("symbolic", "decoded")
 
 
 @dataclass
-class RLConfig:
+class RLConfig(YamlConfig):
     checkpoint: str = "checkpoints/sft_cpu"  # the SFT checkpoint: the policy's start and the KL reference
     prompts: list[str] = field(default_factory=list)  # dataset folders whose conditioning frames are the prompts
     max_prompts: int | None = None  # per folder (an even spread); None: all
@@ -50,25 +46,3 @@ class RLConfig:
         unknown = set(self.reward_weights) - {"physics", "agreement", "format_ok"}
         if unknown:
             bad("reward_weights", f"unknown reward {', '.join(sorted(unknown))} (physics, agreement, format_ok)")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "RLConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"{path}: unknown key {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except (ConfigError, TypeError) as e:
-            raise ConfigError(f"{path}: {e}") from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

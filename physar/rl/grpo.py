@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from physar.data.generate import load_metadata
-from physar.errors import ConfigError, TrainingError
+from physar.errors import ConfigError
 from physar.evaluation.parse import color_mask, parse_frames
 from physar.language import LanguageError
 from physar.rl import rewards
@@ -157,12 +157,11 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
              progress: bool = True) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from physar.lm.generate import constrain
-    from physar.lm.model import load_checkpoint, save_checkpoint
-    from physar.lm.sft import _last_checkpoint
+    from physar.lm.model import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from physar.lm.runs import check_run, json_log_callback, start_run
     from physar.tokenizer.codec import load_tokenizer
 
     cfg = config if isinstance(config, RLConfig) else RLConfig.from_yaml(config)
@@ -171,27 +170,16 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     if not cfg.prompts:
         raise ConfigError("prompts: no dataset folders")
     run = Path(out)
-    last = _last_checkpoint(run / "trainer") if (run / "trainer").is_dir() else None
-    if resume and last is None:
-        raise TrainingError(f"{run}: nothing to resume (no trainer/checkpoint-*)")
-    if not resume and run.exists() and any(run.iterdir()):
-        raise TrainingError(f"{run}: folder is not empty; pass --resume to continue its run or choose another --out")
-    if resume:
-        old = json.loads((run / "settings.json").read_text())
-        diff = [k for k, v in cfg.to_dict().items() if k != "steps" and old.get(k) != v]
-        if diff:
-            raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
+    last = check_run(run, cfg.to_dict(), resume)
 
     _, tok, lang, meta = load_checkpoint(cfg.checkpoint)
-    sft_folder = Path(cfg.checkpoint)
-    sft_folder = sft_folder / "checkpoint" if (sft_folder / "checkpoint" / "physar.json").is_file() else sft_folder
+    sft_folder = resolve_checkpoint(cfg.checkpoint)
     ddt = load_tokenizer(meta["tokenizer"])
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
     pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts)
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "settings.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    start_run(run, cfg.to_dict())
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
@@ -201,16 +189,9 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
         report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
         model_init_kwargs={"dtype": torch.float32}, disable_tqdm=not progress)
     log_path = run / "log.jsonl"
-
-    class JsonLog(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-
     # trl builds the policy and the KL reference from the checkpoint folder
     trainer = GRPOTrainer(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
-                          train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[JsonLog()])
+                          train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
     constrain(trainer.model, lang, tok, num_frames, meta["max_objects"])
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import yaml
-
-
+from physar.config_file import YamlConfig
 from physar.errors import ConfigError
 
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(YamlConfig):
     # frames and tokens
     resolution: int = 64
     num_tokens: int = 8  # K tokens per frame
@@ -76,32 +72,3 @@ class TokenizerConfig:
                 bad(key, f"must be >= 1, got {getattr(self, key)}")
         if self.learning_rate <= 0:
             bad("learning_rate", f"must be positive, got {self.learning_rate}")
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "config") -> "TokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except ConfigError as e:
-            raise ConfigError(f"{source}: {e}") from None
-        except TypeError as e:
-            raise ConfigError(f"{source}: {e}") from None
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "TokenizerConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
-        return cls.from_dict(data, str(path))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))

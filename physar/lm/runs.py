@@ -1,0 +1,50 @@
+"""Run folders of the trl stages (SFT, RL): the guards before a run starts, and the JSON log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from physar.errors import TrainingError
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """trl's newest `checkpoint-N` under `folder`, or None."""
+    steps = [p for p in folder.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
+    return max(steps, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+def check_run(run: Path, settings: dict, resume: bool) -> Path | None:
+    """Refuse a run the folder cannot take (not empty without --resume, nothing to resume, other
+    settings than the run being resumed). Returns the checkpoint to resume from."""
+    trainer_dir = run / "trainer"
+    last = last_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
+    if resume and last is None:
+        raise TrainingError(f"{run}: nothing to resume (no trainer/checkpoint-*)")
+    if not resume and run.exists() and any(run.iterdir()):
+        raise TrainingError(f"{run}: folder is not empty; pass --resume to continue its run or choose another --out")
+    if resume:
+        old = json.loads((run / "settings.json").read_text())
+        diff = [k for k, v in settings.items() if k != "steps" and old.get(k) != v]
+        if diff:
+            raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
+    return last
+
+
+def start_run(run: Path, settings: dict) -> None:
+    """Create the run folder and record its settings (once everything it needs has loaded)."""
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "settings.json").write_text(json.dumps(settings, indent=1))
+
+
+def json_log_callback(path: Path):
+    """A trl/transformers callback appending every logged dict, with its step, to `path`."""
+    from transformers import TrainerCallback
+
+    class JsonLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                with open(path, "a") as f:
+                    f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return JsonLog()
