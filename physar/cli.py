@@ -7,6 +7,7 @@ line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from enum import Enum
 from pathlib import Path
@@ -105,10 +106,17 @@ def demo_cmd(
     checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu when present."),
     model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
     model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
+    train: bool = typer.Option(False, "--train", help="Instead: run the whole pipeline (simulate, tokenizer, SFT, RL, evaluate) at the tiny preset into OUT/pipeline (a few minutes)."),
 ):
     """The main job: simulate evaluation sets of each scene, measure the ground-truth floor, generate clips
-    at seen and unseen velocities with the LM, evaluate them, write a report."""
+    at seen and unseen velocities with the shipped LM, evaluate them, write a report. --train: train everything first, at the tiny preset."""
     from physar.demo import SHIPPED_LM, run_demo
+
+    if train:
+        from physar.pipeline import run_pipeline
+
+        typer.echo(run_pipeline(out / "pipeline", workers=workers))
+        return
 
     if model and checkpoint is None and (SHIPPED_LM / "physar.json").is_file():
         checkpoint = SHIPPED_LM
@@ -233,7 +241,7 @@ def generate_cmd(
     out: Path = typer.Option(..., help="Folder for the generated videos (same file names as the input), trajectories.jsonl, generation_report.json and previews/."),
     data: Optional[Path] = typer.Option(None, help="Continue every clip of this dataset folder from its conditioning frames."),
     video: Optional[Path] = typer.Option(None, help="Continue one video file from its first frames (at the tokenizer's resolution)."),
-    scene: Optional[str] = typer.Option(None, help="Simulate the conditioning frames of one clip of this scene: uniform, collision or parabola."),
+    scene: Optional[str] = typer.Option(None, help="Simulate the conditioning frames of one clip of this scene: uniform, collision or parabola. With --video: the scene the video shows (the model is told it)."),
     velocity: float = typer.Option(3.0, help="--scene: speed of the (first) ball, world units/s."),
     radius: float = typer.Option(1.0, help="--scene: radius of the (first) ball, world units."),
     velocity2: float = typer.Option(2.0, help="--scene collision: speed of the second ball (moving left)."),
@@ -249,9 +257,9 @@ def generate_cmd(
     """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
     from physar.lm.generate import generate_dataset, single_clip_dataset
 
-    sources = [x for x in (data, video, scene) if x is not None]
+    sources = [x for x in (data, video, scene if video is None else None) if x is not None]
     if len(sources) != 1:
-        raise typer.BadParameter("give exactly one of --data, --video, --scene")
+        raise typer.BadParameter("give exactly one of --data, --video (with --scene), --scene")
     if data is None:
         data = single_clip_dataset(out / "input", checkpoint, video=video, scene=scene, seed=seed,
                                    params=dict(velocity=velocity, radius=radius, velocity2=velocity2, radius2=radius2))
@@ -269,8 +277,10 @@ def compare_cmd(
     count: int = typer.Option(150, min=1, help="Evaluation clips per recipe (ID and OOD in proportion)."),
     convention: Convention = typer.Option(Convention.exact, help="Pixel-to-world mapping (see `physar evaluate --help`)."),
     batch_size: int = typer.Option(16, min=1, help="Clips generated together."),
+    page: Optional[Path] = typer.Option(None, help="Also write a results page (Markdown, with this command line) and its plot (same name, .png), e.g. docs/results.md."),
 ):
-    """Judge several LM checkpoints on the same simulated clips; one table per scene and bucket."""
+    """Judge several LM checkpoints on the same simulated clips: velocity error per scene and bucket
+    beside PhyWorld's published DiT errors and the GT floor, and velocity error against initial speed."""
     from physar.lm.assess import compare
 
     rows = {}
@@ -279,7 +289,8 @@ def compare_cmd(
         if not sep or not label or not path:
             raise typer.BadParameter(f"--row {item!r}: expected LABEL=CHECKPOINT")
         rows[label] = Path(path)
-    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size))
+    command = "physar compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command))
 
 
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")

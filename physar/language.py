@@ -1,6 +1,6 @@
 """The physics language: one token sequence per clip, for the LM stages.
 
-    prompt      <clip> then, per conditioning frame, <frame> and its K visual tokens
+    prompt      <clip> <scene>, then per conditioning frame <frame> and its K visual tokens
     completion  <state> <obj> <red> <r> 1.05 <x> 2.31 <y> 6.40 <vx> 3.20 <vy> 0.00 ... </state>
                 then per later frame: <frame> <p> x y (per object) and its K visual tokens
                 (the tokenizer's <eos> closes it)
@@ -10,6 +10,11 @@ Numbers are written digit by digit: an optional <->, the integer digits, <.>, th
 Visual tokens <v0> ... are DDT token ids, written coarse first (the reverse of the tokenizer's
 index order, as Selftok recommends). `symbolic=False` is the visual-only ablation: no <state>
 block and no per-frame positions.
+
+The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
+three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
+ball 0.3 px in them), and PhyWorld trains one model per scene. Checkpoints from before it have
+`scene_token=False`.
 
 `SequenceParser` reads a sequence one token at a time, says which tokens may come next (the
 basis of constrained decoding) and names the first token that breaks the format.
@@ -30,6 +35,7 @@ FIELDS = ("<r>", "<x>", "<y>", "<vx>", "<vy>")
 DIGITS = tuple(f"<{d}>" for d in range(10))
 SIGN, POINT = "<->", "<.>"
 MAX_INT_DIGITS = 2  # |value| < 100
+SCENE_NAMES = ("uniform", "collision", "parabola", "box")
 
 
 class LanguageError(ValueError):
@@ -47,12 +53,15 @@ class Clip:
 
 
 class PhysicsLanguage:
-    def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True):
+    def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
+                 scene_token: bool = True):
         self.codebook_size, self.tokens_per_frame = codebook_size, tokens_per_frame
-        self.decimals, self.symbolic = decimals, symbolic
+        self.decimals, self.symbolic, self.scene_token = decimals, symbolic, scene_token
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
-        self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual)
+        scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
+        # scene tokens last, so every other token keeps its id with or without them
+        self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual + scenes)
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.colors, self.visual = colors, visual
         # The grammar's sets of allowed next tokens, built once: constrained decoding caches a
@@ -84,8 +93,12 @@ class PhysicsLanguage:
         """A frame's ids in index order -> its visual tokens in LM order (coarse first)."""
         return [self.visual[int(i)] for i in reversed(list(ids))]
 
-    def prompt(self, visual_ids: np.ndarray, conditioning_frames: int) -> list[str]:
+    def prompt(self, visual_ids: np.ndarray, conditioning_frames: int, scene: str | None = None) -> list[str]:
         out = ["<clip>"]
+        if self.scene_token:
+            if scene not in SCENE_NAMES:
+                raise LanguageError(f"scene {scene!r}: this model needs the clip's scene, one of {', '.join(SCENE_NAMES)}")
+            out.append(f"<{scene}>")
         for ids in visual_ids[:conditioning_frames]:
             out += ["<frame>"] + self.frame_tokens(ids)
         return out

@@ -101,8 +101,9 @@ def tokenized(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
     torch.manual_seed(0)
     DDTTokenizer(TokenizerConfig(**DDT)).save_pretrained(root / "ddt")
-    generate(recipe_path("uniform"), "eval", root / "uniform", count=12, resolution=32, progress=False)
-    generate(recipe_path("collision"), "eval", root / "collision", count=12, resolution=32, progress=False)
+    # seed 1: not the evaluation sets (seed 0), so they may serve as RL prompts too
+    generate(recipe_path("uniform"), "eval", root / "uniform", count=12, resolution=32, seed=1, progress=False)
+    generate(recipe_path("collision"), "eval", root / "collision", count=12, resolution=32, seed=1, progress=False)
     for name in ("uniform", "collision"):
         encode_dataset(root / name, root / "ddt", progress=False)
     return root

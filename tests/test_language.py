@@ -37,8 +37,8 @@ def test_clip_round_trips_through_the_language(scene):
     lang = PhysicsLanguage(CODEBOOK, K)
     record = record_of(scene, 3)
     ids = visual_ids(32)
-    prompt, completion = lang.prompt(ids, 3), lang.completion(record, ids)
-    assert prompt.count("<frame>") == 3 and completion.count("<frame>") == 29
+    prompt, completion = lang.prompt(ids, 3, scene), lang.completion(record, ids)
+    assert prompt[:2] == ["<clip>", f"<{scene}>"] and prompt.count("<frame>") == 3 and completion.count("<frame>") == 29
     clip = lang.parse(completion, 29)
     positions = np.asarray(record["positions"])[3:]
     assert clip.positions.shape == positions.shape
@@ -50,7 +50,17 @@ def test_clip_round_trips_through_the_language(scene):
     # the text form parses the same, with or without the closing <eos>
     assert np.array_equal(lang.parse(lang.text(completion) + "<eos>", 29).positions, clip.positions)
     # prompt visual tokens are written coarse first: reversed index order
-    assert prompt[2:2 + K] == [f"<v{i}>" for i in ids[0][::-1]]
+    assert prompt[3:3 + K] == [f"<v{i}>" for i in ids[0][::-1]]
+
+
+def test_scene_token_is_required_and_optional_for_old_checkpoints():
+    ids = visual_ids(3)
+    with pytest.raises(LanguageError, match="needs the clip's scene"):
+        PhysicsLanguage(CODEBOOK, K).prompt(ids, 3)
+    old, new = PhysicsLanguage(CODEBOOK, K, scene_token=False), PhysicsLanguage(CODEBOOK, K)
+    assert old.prompt(ids, 3)[1] == "<frame>"
+    # the scene tokens come last: every other token keeps its id
+    assert new.vocab[: len(old.vocab)] == old.vocab and len(new.vocab) == len(old.vocab) + 4
 
 
 def test_visual_only_format_has_no_symbols():
@@ -102,7 +112,7 @@ def test_hf_tokenizer_round_trips_and_prompt_is_a_prefix(tmp_path):
 
     lang = PhysicsLanguage(CODEBOOK, K)
     ids = visual_ids(32)
-    prompt, completion = lang.text(lang.prompt(ids, 3)), lang.text(lang.completion(record_of("parabola"), ids))
+    prompt, completion = lang.text(lang.prompt(ids, 3, "parabola")), lang.text(lang.completion(record_of("parabola"), ids))
     tok = lang.build_tokenizer()
     tok.save_pretrained(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)

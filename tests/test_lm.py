@@ -198,13 +198,17 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     from physar.lm.assess import compare
 
     run, _ = sft_run
-    text = compare({"a": run, "b": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False)
-    assert "| scene | bucket | n | a | b | GT floor |" in text
+    text = compare({"a": run, "b": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False,
+                   page=tmp_path / "docs" / "results.md", command="physar compare --row a=X")
+    assert "| scene | bucket | n | a | b | PhyWorld DiT-S 30K | PhyWorld best DiT | GT floor |" in text
+    assert (tmp_path / "cmp" / "velocity_vs_speed.png").stat().st_size > 10_000
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "physar compare --row a=X" in page and "| uniform | in |" in page and (tmp_path / "docs" / "results.png").is_file()
     # one simulated set for both rows, and identical greedy generations give identical columns
     assert not (tmp_path / "cmp" / "a" / "data").exists()
     row = next(line for line in text.splitlines() if line.startswith("| uniform | in |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[3] == cells[4]
+    assert cells[3] == cells[4] and cells[5] == "0.022"  # PhyWorld DiT-S 30K, ID
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

@@ -23,6 +23,11 @@ def _setup(sft_run):
     return run, tok, lang, meta, load_tokenizer(meta["tokenizer"])
 
 
+def test_prompts_are_never_the_evaluation_clips(uniform_eval_dataset):
+    with pytest.raises(ConfigError, match="holds evaluation clips"):
+        prompt_pool([uniform_eval_dataset], None, None, "supervised")
+
+
 def test_label_free_reference_matches_the_simulator(sft_run, tokenized):
     _, _, lang, _, ddt = _setup(sft_run)
     supervised = prompt_pool([tokenized / "uniform"], ddt, lang, "supervised")
@@ -55,6 +60,10 @@ def test_judge_scores_true_completions_best(sft_run, tokenized):
         drift_ids = tok(lang.text(lang.completion(drifted, ids)))["input_ids"][1:]
         assert judge(drift_ids, row)["physics"] < truth["physics"] - 0.1
         assert judge(true_ids[:-40], row) == {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
+        # the right paths under the wrong colours: half credit (still graded, unlike a broken sequence)
+        swapped = dict(record, colors=[[0, 255, 0], [255, 255, 0]])
+        swap_ids = tok(lang.text(lang.completion(swapped, ids)))["input_ids"][1:]
+        assert judge(swap_ids, row)["physics"] == pytest.approx(truth["physics"] / 2)
 
 
 def test_grpo_runs_logs_rewards_and_writes_a_checkpoint(sft_run, tokenized, tmp_path):

@@ -15,12 +15,17 @@ from physar.data.generate import generate
 from physar.evaluation.evaluate import evaluate, markdown
 from physar.lm.generate import generate_dataset
 
-# PhyWorld's smallest DiT (DiT-S) trained on 30K clips, ID velocity error (research/phyworld.md)
+EVALUATION_SEED = 0  # the seed of the evaluation sets every checkpoint is judged on (RL prompts must differ)
+# PhyWorld's published velocity errors (research/phyworld.md 3.4; its 256 px convention). It reports
+# OOD as one number over all OOD buckets, so these sit beside our "out" row.
 PHYWORLD_DIT_S_30K_ID = {"uniform": 0.022, "collision": 0.027, "parabola": 0.051}
+PHYWORLD_DIT_S_30K_OOD = {"uniform": 0.435, "collision": 0.187, "parabola": 0.307}
+PHYWORLD_BEST_DIT_ID = {"uniform": 0.0124, "collision": 0.0153, "parabola": 0.0331}  # DiT-L 3M
+PHYWORLD_BEST_DIT_OOD = {"uniform": 0.288, "collision": 0.153, "parabola": 0.288}  # best of S/B/L x 30K/300K/3M
 
 
 def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: str | Path, count: int | None = 150,
-                        convention: str = "exact", batch_size: int = 16, greedy: bool = True, seed: int = 0,
+                        convention: str = "exact", batch_size: int = 16, greedy: bool = True, seed: int = EVALUATION_SEED,
                         workers: int = 2, progress: bool = True, data_root: str | Path | None = None) -> dict:
     """`data_root` (default OUT/data) holds the simulated evaluation sets; give several checkpoints
     the same one and they are judged on the same clips."""
@@ -66,36 +71,103 @@ def report_markdown(report: dict) -> str:
 
 
 def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | Path, count: int | None = 150,
-            convention: str = "exact", batch_size: int = 16, progress: bool = True) -> str:
+            convention: str = "exact", batch_size: int = 16, progress: bool = True, page: str | Path | None = None,
+            command: str | None = None) -> str:
     """Evaluate several checkpoints (label -> checkpoint) on the same simulated clips; one table
-    of velocity error per scene and bucket, one column per row, the GT floor beside them."""
+    of velocity error per scene and bucket, one column per row, PhyWorld's published DiT errors and
+    the GT floor beside them, and a plot of error against initial speed. `page`: also write the
+    table and the plot as a results page (Markdown + PNG beside it) that records `command`."""
     out = Path(out)
     reports = {label: evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size, progress=progress,
                                           data_root=out / "data")
                for label, ckpt in rows.items()}
-    first = next(iter(reports.values()))["velocity"]
-    labels = list(reports)
-    lines = ["| scene | bucket | n | " + " | ".join(labels) + " | GT floor |",
-             "|---|---|---:|" + "---:|" * (len(labels) + 1)]
+    clips = {label: [json.loads(line) for recipe in map(Path, recipes)
+                     for line in (out / label / "reports" / recipe.stem / "clips.jsonl").read_text().splitlines()]
+             for label in rows}
+    text = comparison_markdown({k: v["velocity"] for k, v in reports.items()},
+                               {k: v["generation"] for k, v in reports.items()}, convention)
+    (out / "comparison.md").write_text(text)
+    (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), "velocity": v["velocity"],
+                                                         "generation": v["generation"]} for k, v in reports.items()},
+                                                    indent=1))
+    plot_comparison(clips, out / "velocity_vs_speed.png")
+    if page is not None:
+        page = Path(page)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        figure = page.with_suffix(".png")
+        plot_comparison(clips, figure)
+        rows_text = "\n".join(f"- `{label}`: `{ckpt}`" for label, ckpt in rows.items())
+        page.write_text(f"# Results: Phys-AR rows side by side\n\nProduced by\n\n```\n{command or 'physar compare'}\n```\n\n"
+                        f"Rows (checkpoints):\n\n{rows_text}\n\n{text.split(chr(10), 2)[2]}\n"
+                        f"![velocity error against initial speed]({figure.name})\n")
+    return text
+
+
+def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], convention: str) -> str:
+    """velocity: label -> evaluator report (scene -> bucket -> stats); generation: label -> set -> report."""
+    labels = list(velocity)
+    first = velocity[labels[0]]
+    lines = ["| scene | bucket | n | " + " | ".join(labels) + " | PhyWorld DiT-S 30K | PhyWorld best DiT | GT floor |",
+             "|---|---|---:|" + "---:|" * (len(labels) + 3)]
     for scene, buckets in first.items():
         for bucket, stats in buckets.items():
             cells = []
             for label in labels:
-                s = reports[label]["velocity"].get(scene, {}).get(bucket, {})
+                s = velocity[label].get(scene, {}).get(bucket, {})
                 cells.append("-" if s.get("vel_error") is None else f"{s['vel_error']:.4f}")
+            small, best = {"in": (PHYWORLD_DIT_S_30K_ID, PHYWORLD_BEST_DIT_ID),
+                           "out": (PHYWORLD_DIT_S_30K_OOD, PHYWORLD_BEST_DIT_OOD)}.get(bucket, ({}, {}))
             floor = stats.get("floor")
             lines.append(f"| {scene} | {bucket} | {stats['n']} | " + " | ".join(cells)
-                         + f" | {'-' if floor is None else f'{floor:.4f}'} |")
+                         + f" | {small.get(scene, '-')} | {best.get(scene, '-')} | {'-' if floor is None else f'{floor:.4f}'} |")
     parse = ["", "| row | parsed | s / clip | decoded vs symbolic, median px |", "|---|---:|---:|---:|"]
-    for label, r in reports.items():
-        g = list(r["generation"].values())
+    for label, sets in generation.items():
+        g = list(sets.values())
         median = [x["agreement_px"]["median"] for x in g if x["agreement_px"]["median"] is not None]
         parse.append(f"| {label} | {sum(x['parsed'] for x in g)}/{sum(x['clips'] for x in g)} | "
                      f"{np.mean([x['seconds_per_clip'] for x in g]):.2f} | "
                      f"{'-' if not median else f'{np.mean(median):.2f}'} |")
-    text = (f"# Comparison ({convention} pixel mapping, velocity error, lower is better)\n\n"
-            + "\n".join(lines + parse) + "\n\nPhyWorld DiT-S at 30K clips, ID: "
-            + ", ".join(f"{k} {v}" for k, v in PHYWORLD_DIT_S_30K_ID.items()) + "\n")
-    (out / "comparison.md").write_text(text)
-    (out / "comparison.json").write_text(json.dumps({k: v["velocity"] for k, v in reports.items()}, indent=1))
-    return text
+    return (f"# Comparison ({convention} pixel mapping, velocity error, lower is better)\n\n"
+            + "\n".join(lines + parse)
+            + "\n\nPhyWorld's numbers are its published ones (256 px, its own pixel convention and evaluation clips; "
+              "OOD is one number over its OOD buckets, so it sits in our `out` row). Small balls are left out as "
+              "PhyWorld's evaluator does.\n")
+
+
+def plot_comparison(clips: dict[str, list[dict]], path: Path, bins: int = 12) -> None:
+    """Velocity error against the first ball's initial speed, one panel per scene, one line per row
+    (median in speed bins, clips as faint points), the GT floor dashed, training speeds shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    every = [c for rows in clips.values() for c in rows]
+    scenes = sorted({c["scene"] for c in every})
+    fig, axes = plt.subplots(1, len(scenes), figsize=(5.5 * len(scenes), 4), squeeze=False)
+    for ax, scene in zip(axes[0], scenes):
+        ax.axvspan(1.0, 4.0, color="tab:green", alpha=0.08, label="training speeds")
+        for i, (label, rows) in enumerate(list(clips.items()) + [("GT floor", None)]):
+            pick = clips[next(iter(clips))] if rows is None else rows
+            key = "floor" if rows is None else "vel_error"
+            pts = np.array([(c["initial_speed"], c[key]) for c in pick if c["scene"] == scene and not c["small"]
+                            and c.get(key) is not None and np.isfinite(c[key])])
+            if not len(pts):
+                continue
+            edges = np.linspace(pts[:, 0].min(), pts[:, 0].max() + 1e-9, bins + 1)
+            which = np.digitize(pts[:, 0], edges) - 1
+            mid = [(edges[b] + edges[b + 1]) / 2 for b in range(bins) if (which == b).any()]
+            med = [np.median(pts[which == b, 1]) for b in range(bins) if (which == b).any()]
+            color = "grey" if rows is None else f"C{i}"
+            if rows is not None:
+                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=color, alpha=0.25)
+            ax.plot(mid, med, color=color, linestyle="--" if rows is None else "-", marker=".", label=label)
+        ax.set_title(scene)
+        ax.set_xlabel("initial speed of the first ball (world units / s)")
+        ax.set_ylabel("velocity error (median per speed bin)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

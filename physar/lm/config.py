@@ -16,6 +16,7 @@ class LMConfig(YamlConfig):
     eval_clips: int = 96  # clips held out (spread over the folders) for the eval loss
     # the physics language
     symbolic: bool = True  # False: the visual-only ablation
+    scene_token: bool = True  # the prompt names the scene (uniform, collision, parabola): see physar/language.py
     decimals: int = 2
     # the model: a Llama built from these sizes, or base_model (a local Hugging Face causal LM folder)
     base_model: str | None = None

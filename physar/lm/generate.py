@@ -20,7 +20,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from physar.data.generate import load_metadata
 from physar.errors import CheckpointError
 from physar.evaluation.parse import parse_frames
-from physar.language import Clip, LanguageError, PhysicsLanguage, SequenceParser
+from physar.language import SCENE_NAMES, Clip, LanguageError, PhysicsLanguage, SequenceParser
 from physar.video import read_video, write_video
 
 
@@ -76,12 +76,13 @@ def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: i
 @torch.no_grad()
 def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray, num_frames: int,
                        conditioning_frames: int, max_objects: int, greedy: bool = True, temperature: float = 1.0,
-                       top_k: int | None = None, seed: int = 0) -> list[Clip | str]:
-    """One batch: prompt visual ids [B, C, K] (index order) -> per row, the parsed clip of
+                       top_k: int | None = None, seed: int = 0, scenes: list[str] | None = None) -> list[Clip | str]:
+    """One batch: prompt visual ids [B, C, K] (index order) and each row's scene -> per row, the parsed clip of
     `num_frames` generated frames, or the parser's error message. The output is read back from
     the generated ids by the language's parser, independently of the constraint."""
     torch.manual_seed(seed)
-    texts = [lang.text(lang.prompt(ids, conditioning_frames)) for ids in prompt_ids]
+    scenes = scenes or [None] * len(prompt_ids)
+    texts = [lang.text(lang.prompt(ids, conditioning_frames, scene)) for ids, scene in zip(prompt_ids, scenes)]
     enc = tok(texts, return_tensors="pt", padding=True)
     prompt_length = enc["input_ids"].shape[1]
     constraint = GrammarConstraint(lang, tok, num_frames, max_objects)
@@ -134,6 +135,9 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
         if r["resolution"] != ddt.config.resolution or r["num_frames"] < cond + 1:
             raise CheckpointError(f"{data_dir}: clips are {r['resolution']} px with {r['num_frames']} frames; the model "
                                   f"takes {ddt.config.resolution} px and {cond} conditioning frames")
+        if lang.scene_token and r["scene"] not in SCENE_NAMES:
+            raise CheckpointError(f"{data_dir}/{r['video']}: scene {r['scene']!r}; the model needs one of "
+                                  f"{', '.join(SCENE_NAMES)} (with --video, say which with --scene)")
     out.mkdir(parents=True, exist_ok=True)
     rows, failures, agreement, found, clock = [], [], [], [], time.time()
     bar = tqdm(total=len(records), desc=f"generate {data_dir.name}", unit="clip", disable=not progress)
@@ -142,7 +146,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
             batch = records[start:start + batch_size]
             prompts = np.stack([encode_clip(ddt, read_video(data_dir / r["video"])[:cond]) for r in batch])
             clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
-                                       greedy, temperature, top_k, seed + start)
+                                       greedy, temperature, top_k, seed + start, [r["scene"] for r in batch])
             for record, prompt, clip in zip(batch, prompts, clips):
                 if isinstance(clip, str):
                     failures.append({"video": record["video"], "error": clip})
@@ -196,8 +200,8 @@ def generation_markdown(report: dict) -> str:
 
 def single_clip_dataset(folder: str | Path, checkpoint: str | Path, video: str | Path | None = None,
                         scene: str | None = None, params: dict | None = None, seed: int = 0) -> Path:
-    """A one-clip dataset folder for `generate_dataset`: from a video file (no ground truth), or
-    simulated from scene parameters (the full clip, so it can be evaluated too)."""
+    """A one-clip dataset folder for `generate_dataset`: from a video file (no ground truth; `scene`
+    then names its physics), or simulated from scene parameters (the full clip, so it can be evaluated too)."""
     from physar.data.generate import clip_record
     from physar.data.recipe import ClipPlan, classify, load_recipe
     from physar.lm.model import PHYSAR_FILE, resolve_checkpoint
@@ -215,7 +219,7 @@ def single_clip_dataset(folder: str | Path, checkpoint: str | Path, video: str |
                                   f"needs at least {cond} frames of {size}x{size}")
         name = Path(video).with_suffix(".mp4").name
         write_video(folder / name, frames)
-        record = {"index": 0, "video": name, "scene": "video", "split": "eval", "set": "video", "bucket": "custom",
+        record = {"index": 0, "video": name, "scene": scene or "video", "split": "eval", "set": "video", "bucket": "custom",
                   "params": {}, "resolution": size, "num_frames": total, "conditioning_frames": cond}
     else:
         p = params or {}

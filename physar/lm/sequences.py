@@ -33,7 +33,7 @@ def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, to
 def clip_example(lang: PhysicsLanguage, record: dict, ids: np.ndarray) -> dict:
     """One clip as trl's prompt/completion strings (trl appends the tokenizer's EOS)."""
     cond = record["conditioning_frames"]
-    return {"prompt": lang.text(lang.prompt(ids, cond)), "completion": lang.text(lang.completion(record, ids)),
+    return {"prompt": lang.text(lang.prompt(ids, cond, record["scene"])), "completion": lang.text(lang.completion(record, ids)),
             "video": record["video"], "scene": record["scene"], "conditioning_frames": cond,
             "num_frames": record["num_frames"], "num_objects": len(record["radii"])}
 

@@ -20,6 +20,7 @@ from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import color_mask, parse_frames
 from physar.language import LanguageError
+from physar.lm.assess import EVALUATION_SEED
 from physar.rl import rewards
 from physar.rl.config import RLConfig
 from physar.video import read_video
@@ -42,6 +43,9 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
     rows = []
     for folder in map(Path, folders):
         for r in _spread(load_metadata(folder), max_prompts):
+            if r["split"] == "eval" and r.get("seed") == EVALUATION_SEED:
+                raise ConfigError(f"prompts: {folder} holds evaluation clips (eval split, seed {EVALUATION_SEED}, the "
+                                  f"clips `physar evaluate` and `physar compare` judge); simulate prompts with another --seed")
             if r["scene"] not in SCENE_GRAVITY:
                 raise ConfigError(f"prompts: {folder} holds {r['scene']!r} clips; rewards exist for "
                                   f"{', '.join(SCENE_GRAVITY)}")
@@ -58,7 +62,7 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                 start = parsed.positions[-1]
                 v0 = rewards.reference_from_conditioning(parsed.positions, FRAME_DT, SCENE_GRAVITY[r["scene"]])
                 radii = parsed.radii.mean(axis=0)
-            rows.append({"prompt": lang.text(lang.prompt(encode_clip(ddt, frames), cond)), "scene": r["scene"],
+            rows.append({"prompt": lang.text(lang.prompt(encode_clip(ddt, frames), cond, r["scene"])), "scene": r["scene"],
                          "video": str(folder / r["video"]),
                          "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
     if not rows:
@@ -115,9 +119,13 @@ class RolloutJudge:
         colors = [list(c) for c in row["colors"]]
         frames = decode_clip(self.ddt, clip.visual)
         parsed = parse_frames(frames, colors)
-        symbolic = None
+        symbolic, named = None, 1.0
         if self.lang.symbolic:
             order = [next((j for j, o in enumerate(clip.objects) if list(o["color"]) == c), None) for c in colors]
+            if None in order and len(clip.objects) >= len(colors):
+                # a ball given the wrong colour: judge the balls in the order written, at half credit,
+                # so a poor policy's rollouts still differ in reward (GRPO learns nothing from ties)
+                order, named = list(range(len(colors))), 0.5
             if None not in order:
                 symbolic = clip.positions[:, order]
         if self.source == "symbolic":
@@ -134,7 +142,7 @@ class RolloutJudge:
                 physics = rewards.gravity_reward(full, v0, FRAME_DT)
             else:
                 physics = rewards.collision_rewards(full, np.asarray(row["radii"]), v0[:, 0], FRAME_DT)["collision"]
-            physics *= found
+            physics *= found * named
         agreement = rewards.agreement_reward(parsed.positions, symbolic, parsed.found, self.ddt.config.resolution) \
             if symbolic is not None else 0.0
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
