@@ -2,11 +2,18 @@
 
     prompt      <clip> <scene>, then per conditioning frame <frame> and its K visual tokens
     completion  <state> <obj> <red> <r> 1.05 <x> 2.31 <y> 6.40 <vx> 3.20 <vy> 0.00 ... </state>
+                (numbers shown in decimal here; written as below)
                 then per later frame: <frame> <p> x y (per object) and its K visual tokens
                 (the tokenizer's <eos> closes it)
 
-Numbers are written digit by digit: an optional <->, the integer digits, <.>, then exactly
-`decimals` digits ("-0.53" -> <-> <0> <.> <5> <3>), so an unseen value is made of seen tokens.
+Numbers are written digit by digit, so an unseen value is made of seen tokens. By default they
+are little-endian fixed point: an optional <->, then exactly `decimals` + 2 digits, least
+significant first, with no point ("3.84" -> <4> <8> <3> <0>, "-0.53" -> <-> <3> <5> <0> <0>).
+Each frame's position is the previous one plus a small step, and in this order the LM writes each
+digit after the digits its carry depends on: small transformers learn addition far more easily so
+(Lee et al. 2023, "Teaching arithmetic to small transformers"); written most significant first, the
+first shipped LM got the fractions and the carries of its positions wrong. `little_endian=False` is
+the first checkpoints' order: <-> <0> <.> <5> <3>.
 Visual tokens <v0> ... are DDT token ids, written coarse first (the reverse of the tokenizer's
 index order, as Selftok recommends). `symbolic=False` is the visual-only ablation: no <state>
 block and no per-frame positions.
@@ -54,9 +61,10 @@ class Clip:
 
 class PhysicsLanguage:
     def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
-                 scene_token: bool = True):
+                 scene_token: bool = True, little_endian: bool = True):
         self.codebook_size, self.tokens_per_frame = codebook_size, tokens_per_frame
         self.decimals, self.symbolic, self.scene_token = decimals, symbolic, scene_token
+        self.little_endian = little_endian
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -78,10 +86,18 @@ class PhysicsLanguage:
         text = f"{value:.{self.decimals}f}"
         if text.startswith("-") and float(text) == 0:
             text = text[1:]  # no "-0.00"
-        whole = text.lstrip("-").split(".")[0]
+        sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+        whole, _, fraction = digits.partition(".")
         if len(whole) > MAX_INT_DIGITS:
             raise LanguageError(f"{value} has more than {MAX_INT_DIGITS} integer digits")
+        if self.little_endian:
+            text = sign + (whole.zfill(MAX_INT_DIGITS) + fraction)[::-1]
         return [SIGN if c == "-" else POINT if c == "." else f"<{c}>" for c in text]
+
+    @property
+    def number_length(self) -> int:
+        """The most tokens a number takes."""
+        return 1 + MAX_INT_DIGITS + self.decimals + (0 if self.little_endian else 1)
 
     def color(self, rgb) -> str:
         rgb = tuple(int(c) for c in rgb)
@@ -135,7 +151,7 @@ class PhysicsLanguage:
 
     def max_completion_length(self, num_frames: int, max_objects: int) -> int:
         """The longest completion the grammar allows (numbers at their longest), <eos> included."""
-        number = 1 + MAX_INT_DIGITS + 1 + self.decimals
+        number = self.number_length
         state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
         frame = 1 + (max_objects * (1 + 2 * number) if self.symbolic else 0) + self.tokens_per_frame
         return state + num_frames * frame + 1
@@ -233,6 +249,12 @@ class SequenceParser:
         if token == SIGN:
             text = "-"
             token = yield e["digits"]
+        if self.lang.little_endian:
+            digits = token[1:-1]
+            for _ in range(MAX_INT_DIGITS + self.lang.decimals - 1):
+                token = yield e["digits"]
+                digits += token[1:-1]
+            return float(text + digits[::-1]) / 10 ** self.lang.decimals
         text += token[1:-1]
         for _ in range(MAX_INT_DIGITS):
             token = yield e["digits_or_point"] if len(text.lstrip("-")) < MAX_INT_DIGITS else e["one"][POINT]

@@ -21,10 +21,28 @@ def visual_ids(num_frames, seed=0):
     return np.random.default_rng(seed).integers(0, CODEBOOK, (num_frames, K))
 
 
+@pytest.mark.parametrize("value,text", [(3.271, "<7><2><3><0>"), (-0.534, "<-><3><5><0><0>"), (12.05, "<5><0><2><1>"),
+                                        (-0.001, "<0><0><0><0>"), (0.0, "<0><0><0><0>"), (9.996, "<0><0><0><1>")])
+def test_numbers_are_written_little_endian_fixed_point(value, text):
+    lang = PhysicsLanguage(CODEBOOK, K)
+    assert "".join(lang.number(value)) == text
+    tokens = split_tokens(text)
+    numbers = SequenceParser(lang, 1)._number()  # the grammar of one number: allowed sets in, value out
+    allowed = next(numbers)
+    try:
+        for t in tokens:
+            assert t in allowed
+            allowed = numbers.send(t)
+    except StopIteration as stop:
+        assert stop.value == pytest.approx(round(value, 2))
+    else:
+        raise AssertionError("the number did not end after its digits")
+
+
 @pytest.mark.parametrize("value,text", [(3.271, "<3><.><2><7>"), (-0.534, "<-><0><.><5><3>"), (12.0, "<1><2><.><0><0>"),
                                         (-0.001, "<0><.><0><0>"), (0.0, "<0><.><0><0>")])
-def test_numbers_are_written_digit_by_digit(value, text):
-    assert "".join(PhysicsLanguage(CODEBOOK, K).number(value)) == text
+def test_first_checkpoints_wrote_numbers_most_significant_first(value, text):
+    assert "".join(PhysicsLanguage(CODEBOOK, K, little_endian=False).number(value)) == text
 
 
 def test_number_out_of_range_is_refused():
@@ -32,13 +50,15 @@ def test_number_out_of_range_is_refused():
         PhysicsLanguage(CODEBOOK, K).number(123.0)
 
 
+@pytest.mark.parametrize("little_endian", [True, False])
 @pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
-def test_clip_round_trips_through_the_language(scene):
-    lang = PhysicsLanguage(CODEBOOK, K)
+def test_clip_round_trips_through_the_language(scene, little_endian):
+    lang = PhysicsLanguage(CODEBOOK, K, little_endian=little_endian)
     record = record_of(scene, 3)
     ids = visual_ids(32)
     prompt, completion = lang.prompt(ids, 3, scene), lang.completion(record, ids)
-    assert prompt[:2] == ["<clip>", f"<{scene}>"] and prompt.count("<frame>") == 3 and completion.count("<frame>") == 29
+    assert prompt[:2] == ["<clip>", f"<{scene}>"] and prompt.count("<frame>") == 3
+    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))  # the generation budget and completion.count("<frame>") == 29
     clip = lang.parse(completion, 29)
     positions = np.asarray(record["positions"])[3:]
     assert clip.positions.shape == positions.shape

@@ -130,6 +130,19 @@ def test_single_clip_from_scene_parameters(sft_run, tmp_path):
         single_clip_dataset(tmp_path / "bad", run, scene="uniform", params=dict(velocity=1.0, radius=-1.0))
 
 
+def test_single_clip_from_a_video_file_needs_its_scene(sft_run, tokenized, tmp_path):
+    from physar.errors import CheckpointError
+
+    run, _ = sft_run
+    video = tokenized / "uniform" / load_metadata(tokenized / "uniform")[0]["video"]
+    unnamed = single_clip_dataset(tmp_path / "a", run, video=video)
+    with pytest.raises(CheckpointError, match="say which with --scene"):
+        generate_dataset(run, unnamed, tmp_path / "ga", previews=False, progress=False)
+    data = single_clip_dataset(tmp_path / "b", run, video=video, scene="uniform")
+    report = generate_dataset(run, data, tmp_path / "gb", previews=False, progress=False)
+    assert report["parse_rate"] == 1.0 and (tmp_path / "gb" / video.name).is_file()
+
+
 def test_symbolic_agreement_is_small_for_true_states(tokenized):
     from physar.language import Clip
 

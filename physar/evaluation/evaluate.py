@@ -194,12 +194,17 @@ def plot_velocity_error(clips: list[dict], path: Path, id_box: dict | None = Non
         if floor and any(c.get("floor") != c.get("vel_error") for c in rows):
             x, y = zip(*floor)
             ax.scatter(x, y, s=6, color="grey", marker="x", alpha=0.5, label="GT floor")
-        ax.set_title(scene)
-        ax.set_xlabel("initial speed of the first ball (world units / s)")
-        ax.set_ylabel("velocity error")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        label_speed_panel(ax, scene, "velocity error")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def label_speed_panel(ax, scene: str, ylabel: str) -> None:
+    """Titles, axes and legend of one scene's panel of error against initial speed."""
+    ax.set_title(scene)
+    ax.set_xlabel("initial speed of the first ball (world units / s)")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)

@@ -18,6 +18,7 @@ class LMConfig(YamlConfig):
     symbolic: bool = True  # False: the visual-only ablation
     scene_token: bool = True  # the prompt names the scene (uniform, collision, parabola): see physar/language.py
     decimals: int = 2
+    little_endian: bool = True  # numbers least significant digit first (physar/language.py)
     # the model: a Llama built from these sizes, or base_model (a local Hugging Face causal LM folder)
     base_model: str | None = None
     hidden_size: int = 256

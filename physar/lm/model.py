@@ -62,7 +62,8 @@ def build_model(cfg: LMConfig, tok):
 
 def language_info(lang: PhysicsLanguage) -> dict:
     return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame,
-            "decimals": lang.decimals, "symbolic": lang.symbolic, "scene_token": lang.scene_token}
+            "decimals": lang.decimals, "symbolic": lang.symbolic, "scene_token": lang.scene_token,
+            "little_endian": lang.little_endian}
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -101,7 +102,8 @@ def load_checkpoint(folder: str | Path):
     logging.disable_progress_bar()  # "Loading weights" bars, one per load
     folder = resolve_checkpoint(folder)
     meta = json.loads((folder / PHYSAR_FILE).read_text())
-    lang = PhysicsLanguage(**{"scene_token": False, **meta["language"]})  # older checkpoints: no scene token
+    # the first checkpoints: no scene token, numbers most significant digit first
+    lang = PhysicsLanguage(**{"scene_token": False, "little_endian": False, **meta["language"]})
     tok = AutoTokenizer.from_pretrained(folder)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

@@ -54,7 +54,8 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     last = check_run(run, cfg.to_dict(), resume)
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
-    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token)
+    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
+                           cfg.little_endian)
     tok = build_tokenizer(lang, cfg.base_model)
     examples = load_examples(cfg.data, lang, cfg.token_file)
     longest = _check_lengths(tok, examples, cfg.max_length)
