@@ -106,3 +106,15 @@ def test_package_sources_are_not_git_ignored():
     result = subprocess.run(["git", "check-ignore", "--no-index", *sources], cwd=ROOT, capture_output=True, text=True)
     ignored = result.stdout.split()
     assert ignored == [], f"git ignores package sources: {ignored}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*/*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads(path):
+    from physar.lm.config import LMConfig
+    from physar.rl.config import RLConfig
+    from physar.tokenizer.config import TokenizerConfig
+
+    kind = {"tokenizer": TokenizerConfig, "lm": LMConfig, "rl": RLConfig}[path.parent.name]
+    cfg = kind.from_yaml(path)
+    assert cfg.to_dict() == kind.from_dict(cfg.to_dict()).to_dict()

@@ -143,6 +143,27 @@ def test_single_clip_from_a_video_file_needs_its_scene(sft_run, tokenized, tmp_p
     assert report["parse_rate"] == 1.0 and (tmp_path / "gb" / video.name).is_file()
 
 
+def test_symbolic_state_error_is_the_floor_for_true_states_and_grows_with_drift(tokenized, tmp_path):
+    from physar.lm.assess import symbolic_velocity_error
+
+    data = tokenized / "collision"
+    records = load_metadata(data)
+
+    def write(name, drift):
+        folder = tmp_path / name
+        folder.mkdir()
+        with open(folder / "trajectories.jsonl", "w") as f:
+            for r in records:
+                states = np.asarray(r["positions"])[3:] + np.arange(29)[:, None, None] * np.array([drift, 0.0])
+                objects = [{"color": c} for c in r["colors"]][::-1]  # the model may name the balls in any order
+                f.write(json.dumps({"video": r["video"], "objects": objects,
+                                    "positions": states[:, ::-1].round(2).tolist()}) + "\n")
+        return symbolic_velocity_error(data, folder)["collision"]["in"]["vel_error"]
+
+    exact, drifted = write("exact", 0.0), write("drift", 0.05)
+    assert exact < 0.02 and drifted > exact + 0.3  # 0.05 units a frame = 0.5 units/s
+
+
 def test_symbolic_agreement_is_small_for_true_states(tokenized):
     from physar.language import Clip
 
@@ -222,6 +243,7 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| uniform | in |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3] == cells[4] and cells[5] == "0.022"  # PhyWorld DiT-S 30K, ID
+    assert "Velocity error of the symbolic states the rows wrote" in text
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

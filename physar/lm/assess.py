@@ -117,11 +117,11 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
                      for line in (out / label / "reports" / recipe.stem / "clips.jsonl").read_text().splitlines()]
              for label in rows}
     text = comparison_markdown({k: v["velocity"] for k, v in reports.items()},
-                               {k: v["generation"] for k, v in reports.items()}, convention)
+                               {k: v["generation"] for k, v in reports.items()}, convention,
+                               {k: v["symbolic_velocity"] for k, v in reports.items() if v["symbolic_velocity"]})
     (out / "comparison.md").write_text(text)
-    (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), "velocity": v["velocity"],
-                                                         "generation": v["generation"]} for k, v in reports.items()},
-                                                    indent=1))
+    (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), **{key: v[key] for key in (
+        "velocity", "symbolic_velocity", "generation")}} for k, v in reports.items()}, indent=1))
     plot_comparison(clips, out / "velocity_vs_speed.png")
     if page is not None:
         page = Path(page)
@@ -135,8 +135,10 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
     return text
 
 
-def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], convention: str) -> str:
-    """velocity: label -> evaluator report (scene -> bucket -> stats); generation: label -> set -> report."""
+def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], convention: str,
+                        states: dict[str, dict] | None = None) -> str:
+    """velocity: label -> evaluator report (scene -> bucket -> stats); generation: label -> set -> report;
+    states: label -> the same report measured on the symbolic states (symbolic rows only)."""
     labels = list(velocity)
     first = velocity[labels[0]]
     lines = ["| scene | bucket | n | " + " | ".join(labels) + " | PhyWorld DiT-S 30K | PhyWorld best DiT | GT floor |",
@@ -159,6 +161,14 @@ def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], 
         parse.append(f"| {label} | {sum(x['parsed'] for x in g)}/{sum(x['clips'] for x in g)} | "
                      f"{np.mean([x['seconds_per_clip'] for x in g]):.2f} | "
                      f"{'-' if not median else f'{np.mean(median):.2f}'} |")
+    if states:
+        parse += ["", "Velocity error of the symbolic states the rows wrote (the physics, before drawing it):", "",
+                  "| scene | bucket | " + " | ".join(states) + " |", "|---|---|" + "---:|" * len(states)]
+        for scene, buckets in first.items():
+            for bucket in ("in", "out"):
+                if bucket in buckets:
+                    cells = [states[k].get(scene, {}).get(bucket, {}).get("vel_error") for k in states]
+                    parse.append(f"| {scene} | {bucket} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
     return (f"# Comparison ({convention} pixel mapping, velocity error, lower is better)\n\n"
             + "\n".join(lines + parse)
             + "\n\nPhyWorld's numbers are its published ones (256 px, its own pixel convention and evaluation clips; "
