@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from physar.data.generate import generate
+from physar.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENES = ("uniform", "collision", "parabola")
@@ -36,6 +37,8 @@ def run_pipeline(out: str | Path = "outputs/pipeline", train_count: int = 60, ev
     from physar.tokenizer.train import train as train_tokenizer
 
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"{out}: not empty (a pipeline run is there); remove it or give another --out")
     tokenizer_cfg = TokenizerConfig.from_yaml(ROOT / "configs" / "tokenizer" / "tiny.yaml")
     steps = steps or {}
     tokenizer_cfg.steps = steps.get("tokenizer", tokenizer_cfg.steps)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
+from physar.errors import ConfigError
 from physar.pipeline import run_pipeline
 
 
@@ -28,3 +30,8 @@ def test_demo_train_runs_simulate_tokenizer_sft_rl_evaluate(tmp_path):
         assert len(row.split("|")) == 10
     assert "| sft+rl |" in report and set(json.loads((out / "timings.json").read_text())) == {
         "simulate", "tokenizer", "sft", "rl", "evaluate"}
+    # a second run into the same folder is refused before anything is touched
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(ConfigError, match="not empty"):
+        run_pipeline(out, train_count=16, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == before
