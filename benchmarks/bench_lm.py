@@ -41,7 +41,8 @@ def main() -> None:
         for batch in args.batches:
             prompts = np.stack([encode_clip(ddt, read_video(f"{folder}/{r['video']}")[:cond]) for r in records[:batch]])
             start = time.perf_counter()
-            clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"])
+            clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
+                                       scenes=[r["scene"] for r in records[:batch]])
             lm = (time.perf_counter() - start) / batch
             start = time.perf_counter()
             for p, c in zip(prompts, clips):
