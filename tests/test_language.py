@@ -57,8 +57,8 @@ def test_clip_round_trips_through_the_language(scene, little_endian):
     record = record_of(scene, 3)
     ids = visual_ids(32)
     prompt, completion = lang.prompt(ids, 3, scene), lang.completion(record, ids)
-    assert prompt[:2] == ["<clip>", f"<{scene}>"] and prompt.count("<frame>") == 3
-    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))  # the generation budget and completion.count("<frame>") == 29
+    assert prompt[:2] == ["<clip>", f"<{scene}>"] and prompt.count("<frame>") == 3 and completion.count("<frame>") == 29
+    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))  # the generation budget
     clip = lang.parse(completion, 29)
     positions = np.asarray(record["positions"])[3:]
     assert clip.positions.shape == positions.shape
