@@ -244,6 +244,7 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3] == cells[4] and cells[5] == "0.022"  # PhyWorld DiT-S 30K, ID
     assert "Velocity error of the symbolic states the rows wrote" in text
+    assert "| b | uniform | +0.000 [+0.000, +0.000]" in text  # paired with `a` on the same clips
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):
@@ -272,3 +273,17 @@ def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path):
     line = json.loads((tmp_path / "out" / "trajectories.jsonl").read_text())
     assert line["objects"][0]["color"] == [255, 0, 0]  # it reads the red ball off the conditioning frames
     assert read_video(tmp_path / "out" / "clip.mp4").shape == (32, 64, 64, 3)
+
+
+def test_paired_differences_are_per_clip_and_bound_the_mean():
+    from physar.lm.assess import paired_differences
+
+    rng = np.random.default_rng(0)
+    base = [{"scene": "uniform", "video": f"v{i}.mp4", "bucket": "in" if i < 20 else "v_out", "small": False,
+             "vel_error": float(e)} for i, e in enumerate(rng.uniform(0.5, 3.0, 40))]
+    better = [dict(c, vel_error=c["vel_error"] - 0.2 + rng.normal(0, 0.01)) for c in base]
+    same = [dict(c) for c in base]
+    rows = {p["row"] + p["group"]: p for p in paired_differences({"sft": base, "rl": better, "copy": same})}
+    assert rows["rlin"]["n"] == 20 and rows["rlout"]["n"] == 20
+    assert rows["rlin"]["low"] < -0.2 < rows["rlin"]["high"] < 0  # the clips' spread (0.5-3) cancels out
+    assert rows["copyout"]["mean"] == rows["copyout"]["low"] == rows["copyout"]["high"] == 0.0

@@ -118,7 +118,8 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
              for label in rows}
     text = comparison_markdown({k: v["velocity"] for k, v in reports.items()},
                                {k: v["generation"] for k, v in reports.items()}, convention,
-                               {k: v["symbolic_velocity"] for k, v in reports.items() if v["symbolic_velocity"]})
+                               {k: v["symbolic_velocity"] for k, v in reports.items() if v["symbolic_velocity"]},
+                               paired_differences(clips))
     (out / "comparison.md").write_text(text)
     (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), **{key: v[key] for key in (
         "velocity", "symbolic_velocity", "generation")}} for k, v in reports.items()}, indent=1))
@@ -135,10 +136,36 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
     return text
 
 
+def paired_differences(clips: dict[str, list[dict]], resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Every row against the first on the clips both judged: per scene, for ID and for OOD clips,
+    the mean per-clip difference in velocity error and its 95% bootstrap interval (negative: the
+    row is better). Rows judged on the same clips differ far less than their means suggest."""
+    def scored(c):
+        return not c["small"] and np.isfinite(c.get("vel_error", np.nan))
+
+    labels = list(clips)
+    base = {(c["scene"], c["video"]): c for c in clips[labels[0]] if scored(c)}
+    rng = np.random.default_rng(seed)
+    out = []
+    for label in labels[1:]:
+        for scene in sorted({scene for scene, _ in base}):
+            for group in ("in", "out"):
+                d = np.array([c["vel_error"] - base[(scene, c["video"])]["vel_error"] for c in clips[label]
+                              if c["scene"] == scene and scored(c) and (scene, c["video"]) in base
+                              and (c["bucket"] == "in") == (group == "in")])
+                if len(d):
+                    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
+                    out.append({"row": label, "reference": labels[0], "scene": scene, "group": group, "n": len(d),
+                                "mean": float(d.mean()), "low": float(np.percentile(means, 2.5)),
+                                "high": float(np.percentile(means, 97.5))})
+    return out
+
+
 def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], convention: str,
-                        states: dict[str, dict] | None = None) -> str:
+                        states: dict[str, dict] | None = None, paired: list[dict] | None = None) -> str:
     """velocity: label -> evaluator report (scene -> bucket -> stats); generation: label -> set -> report;
-    states: label -> the same report measured on the symbolic states (symbolic rows only)."""
+    states: label -> the same report measured on the symbolic states (symbolic rows only);
+    paired: `paired_differences` of the rows' clips."""
     labels = list(velocity)
     first = velocity[labels[0]]
     lines = ["| scene | bucket | n | " + " | ".join(labels) + " | PhyWorld DiT-S 30K | PhyWorld best DiT | GT floor |",
@@ -169,6 +196,14 @@ def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], 
                 if bucket in buckets:
                     cells = [states[k].get(scene, {}).get(bucket, {}).get("vel_error") for k in states]
                     parse.append(f"| {scene} | {bucket} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
+    if paired:
+        parse += ["", f"Paired with `{paired[0]['reference']}` on the same clips: mean per-clip difference in velocity "
+                  "error [95% bootstrap interval], negative = better than it:", "",
+                  "| row | scene | ID | OOD |", "|---|---|---:|---:|"]
+        cell = {(p["row"], p["scene"], p["group"]): f"{p['mean']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] (n {p['n']})"
+                for p in paired}
+        for row, scene in dict.fromkeys((p["row"], p["scene"]) for p in paired):
+            parse.append(f"| {row} | {scene} | {cell.get((row, scene, 'in'), '-')} | {cell.get((row, scene, 'out'), '-')} |")
     return (f"# Comparison ({convention} pixel mapping, velocity error, lower is better)\n\n"
             + "\n".join(lines + parse)
             + "\n\nPhyWorld's numbers are its published ones (256 px, its own pixel convention and evaluation clips; "
