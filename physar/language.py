@@ -183,6 +183,11 @@ class PhysicsLanguage:
                                        unk_token="<unk>", padding_side="left")
 
 
+def object_order(objects: list[dict], colors) -> list[int | None]:
+    """For each colour (the clip's balls), the index of the object the model named with it, or None."""
+    return [next((j for j, o in enumerate(objects) if list(o["color"]) == list(c)), None) for c in colors]
+
+
 def split_tokens(text: str) -> list[str]:
     import re
 

@@ -6,6 +6,7 @@ decoded frames and the model's own symbolic states, and write one report folder.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from physar.data.generate import generate, load_metadata
 from physar.evaluation.evaluate import evaluate, initial_speed, is_small, label_speed_panel, markdown, summarize
 from physar.evaluation.metrics import clip_errors
+from physar.language import object_order
 from physar.lm.generate import generate_dataset
 
 EVALUATION_SEED = 0  # the seed of the evaluation sets every checkpoint is judged on (RL prompts must differ)
@@ -68,8 +70,7 @@ def symbolic_velocity_error(data_dir: str | Path, videos_dir: str | Path) -> dic
         cond, frames, balls = r["conditioning_frames"], r["num_frames"], len(r["radii"])
         positions, found = np.full((frames, balls, 2), np.nan), np.zeros((frames, balls), dtype=bool)
         states = np.asarray(generated["positions"])  # [frames - cond, objects the model named, 2]
-        for i, rgb in enumerate(r["colors"]):
-            j = next((j for j, o in enumerate(generated["objects"]) if o["color"] == list(rgb)), None)
+        for i, j in enumerate(object_order(generated["objects"], r["colors"])):
             if j is not None:
                 positions[cond:, i], found[cond:, i] = states[:, j], True
         radii = np.asarray(r["radii"], dtype=float)
@@ -128,7 +129,7 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
         page = Path(page)
         page.parent.mkdir(parents=True, exist_ok=True)
         figure = page.with_suffix(".png")
-        plot_comparison(clips, figure)
+        shutil.copyfile(out / "velocity_vs_speed.png", figure)
         rows_text = "\n".join(f"- `{label}`: `{ckpt}`" for label, ckpt in rows.items())
         page.write_text(f"# Results: Phys-AR rows side by side\n\nProduced by\n\n```\n{command or 'physar compare'}\n```\n\n"
                         f"Rows (checkpoints):\n\n{rows_text}\n\n{text.split(chr(10), 2)[2]}\n"
@@ -219,26 +220,29 @@ def plot_comparison(clips: dict[str, list[dict]], path: Path, bins: int = 12) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    every = [c for rows in clips.values() for c in rows]
-    scenes = sorted({c["scene"] for c in every})
+    def points(rows, scene, key):
+        return np.array([(c["initial_speed"], c[key]) for c in rows if c["scene"] == scene and not c["small"]
+                         and c.get(key) is not None and np.isfinite(c[key])]).reshape(-1, 2)
+
+    def binned_median(pts):
+        edges = np.linspace(pts[:, 0].min(), pts[:, 0].max() + 1e-9, bins + 1)
+        which = np.digitize(pts[:, 0], edges) - 1
+        filled = [b for b in range(bins) if (which == b).any()]
+        return [(edges[b] + edges[b + 1]) / 2 for b in filled], [np.median(pts[which == b, 1]) for b in filled]
+
+    first = next(iter(clips.values()))
+    scenes = sorted({c["scene"] for c in first})
     fig, axes = plt.subplots(1, len(scenes), figsize=(5.5 * len(scenes), 4), squeeze=False)
     for ax, scene in zip(axes[0], scenes):
         ax.axvspan(1.0, 4.0, color="tab:green", alpha=0.08, label="training speeds")
-        for i, (label, rows) in enumerate(list(clips.items()) + [("GT floor", None)]):
-            pick = clips[next(iter(clips))] if rows is None else rows
-            key = "floor" if rows is None else "vel_error"
-            pts = np.array([(c["initial_speed"], c[key]) for c in pick if c["scene"] == scene and not c["small"]
-                            and c.get(key) is not None and np.isfinite(c[key])])
-            if not len(pts):
-                continue
-            edges = np.linspace(pts[:, 0].min(), pts[:, 0].max() + 1e-9, bins + 1)
-            which = np.digitize(pts[:, 0], edges) - 1
-            mid = [(edges[b] + edges[b + 1]) / 2 for b in range(bins) if (which == b).any()]
-            med = [np.median(pts[which == b, 1]) for b in range(bins) if (which == b).any()]
-            color = "grey" if rows is None else f"C{i}"
-            if rows is not None:
-                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=color, alpha=0.25)
-            ax.plot(mid, med, color=color, linestyle="--" if rows is None else "-", marker=".", label=label)
+        for i, (label, rows) in enumerate(clips.items()):
+            pts = points(rows, scene, "vel_error")
+            if len(pts):
+                ax.scatter(pts[:, 0], pts[:, 1], s=6, color=f"C{i}", alpha=0.25)
+                ax.plot(*binned_median(pts), color=f"C{i}", marker=".", label=label)
+        floor = points(first, scene, "floor")  # the same clips for every row
+        if len(floor):
+            ax.plot(*binned_median(floor), color="grey", linestyle="--", marker=".", label="GT floor")
         label_speed_panel(ax, scene, "velocity error (median per speed bin)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -19,7 +19,7 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import color_mask, parse_frames
-from physar.language import LanguageError
+from physar.language import LanguageError, object_order
 from physar.lm.assess import EVALUATION_SEED
 from physar.rl import rewards
 from physar.rl.config import RLConfig
@@ -121,7 +121,7 @@ class RolloutJudge:
         parsed = parse_frames(frames, colors)
         symbolic, named = None, 1.0
         if self.lang.symbolic:
-            order = [next((j for j, o in enumerate(clip.objects) if list(o["color"]) == c), None) for c in colors]
+            order = object_order(clip.objects, colors)
             if None in order and len(clip.objects) >= len(colors):
                 # a ball given the wrong colour: judge the balls in the order written, at half credit,
                 # so a poor policy's rollouts still differ in reward (GRPO learns nothing from ties)
