@@ -169,6 +169,7 @@ def test_save_and_load_round_trip_and_mismatch(tmp_path):
     ({"resolution": 30}, "resolution"), ({"num_tokens": 0}, "num_tokens"), ({"fsq_levels": [1, 4]}, "fsq_levels"),
     ({"nested_dropout": 1.5}, "nested_dropout"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"unet_cross_attention_levels": 5}, "unet_cross_attention_levels"), ({"colour": 1}, "unknown key colour"),
+    ({"parser_loss_weight": -0.1}, "parser_loss_weight"), ({"parser_loss_sharpness": 0}, "parser_loss_sharpness"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, change, needle):
     import yaml
@@ -279,6 +280,54 @@ def test_ball_errors_measure_shifts_in_pixels():
     assert np.allclose(errors["centre"], 1.0, atol=0.1)
     gone = ball_errors(frames, np.full_like(frames, 255), colors)
     assert not gone["found"].any()
+
+
+def _model_range(frames: np.ndarray) -> torch.Tensor:
+    return DDTTokenizer.to_model_range(torch.from_numpy(frames))
+
+
+def test_soft_parser_agrees_with_the_evaluators_parser():
+    from physar.evaluation.parse import parse_frames
+    from physar.tokenizer.parser_loss import soft_ball_moments
+
+    positions = np.array([[[3.0, 4.0], [6.5, 5.2]], [[3.13, 4.41], [6.21, 5.0]]])
+    radii, colors = np.array([0.9, 0.6]), np.array([[255, 0, 0], [0, 0, 255]])
+    frames = render_frames(positions, radii, colors, 64)
+    area, centre = soft_ball_moments(_model_range(frames))
+    hard = parse_frames(frames, colors)
+    hard_col = hard.positions[..., 0] * 63 / 10  # world x -> pixel column (exact mapping)
+    assert np.allclose(centre[:, :2, 0].numpy(), hard_col, atol=0.05)
+    assert np.allclose(area[:, :2].numpy(), np.pi * (hard.radii * 63 / 10) ** 2, rtol=0.02)
+    assert area[:, 2:].max() < 0.5  # absent palette colours: under half a pixel, from soft edges
+
+
+def test_parser_loss_grows_with_the_shift_and_ignores_lost_balls():
+    from physar.tokenizer.parser_loss import parser_loss
+
+    positions = np.array([[[3.0, 4.0], [6.5, 5.2]]])
+    radii, colors = np.array([0.9, 0.6]), np.array([[255, 0, 0], [0, 0, 255]])
+    original = _model_range(render_frames(positions, radii, colors, 64))
+    losses = [parser_loss(_model_range(render_frames(positions + [dx / 6.3, 0.0], radii, colors, 64)), original).item()
+              for dx in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert losses[0] < 1e-9 and all(a < b for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] - losses[-2] == pytest.approx(2 * (4.0 - 2.0), rel=0.1)  # linear past one pixel (squared: 12)
+    bigger = _model_range(render_frames(positions, radii * 1.3, colors, 64))
+    assert parser_loss(bigger, original) > 0.1
+    blank = torch.ones_like(original, requires_grad=True)  # both balls lost: no centre term, a finite loss
+    loss = parser_loss(blank, original)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(blank.grad).all()
+
+
+def test_parser_loss_is_added_to_the_training_loss_when_configured():
+    frames = _model_range(render_frames(np.array([[[3.0, 4.0]], [[6.0, 5.0]]]), np.array([1.2]),
+                                        np.array([[255, 0, 0]]), 32))
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny(parser_loss_weight=0.5, nested_dropout=0.0, condition_dropout=0.0))
+    loss, logs = model.loss(frames, generator=torch.Generator().manual_seed(1))
+    assert logs["parser"] > 0  # an untrained renderer misplaces the ball
+    assert loss.item() == pytest.approx(logs["diffusion"] + logs["render"] + 0.5 * logs["parser"], rel=1e-5)
+    assert "parser" not in DDTTokenizer(tiny()).loss(frames, generator=torch.Generator().manual_seed(1))[1]
 
 
 def test_codebook_usage_counts_per_position():

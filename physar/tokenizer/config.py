@@ -38,6 +38,8 @@ class TokenizerConfig(YamlConfig):
     nested_dropout: float = 0.3  # keep only the first n tokens in LM order, so prefixes decode
     renderer_weight: float = 1.0
     ball_pixel_weight: float = 4.0  # extra loss weight on non-background pixels (balls are small)
+    parser_loss_weight: float = 0.0  # the renderer's soft-parser centre and radius error (parser_loss.py)
+    parser_loss_sharpness: float = 8.0  # width of the soft colour threshold, in 0..255 units
     eval_every: int = 250
     save_every: int = 250
     eval_frames: int = 64
@@ -70,5 +72,9 @@ class TokenizerConfig(YamlConfig):
         for key in ("batch_size", "steps", "eval_every", "save_every", "eval_frames", "encoder_dim", "context_dim"):
             if getattr(self, key) < 1:
                 bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.parser_loss_weight < 0:
+            bad("parser_loss_weight", f"must be >= 0, got {self.parser_loss_weight}")
+        if self.parser_loss_sharpness <= 0:
+            bad("parser_loss_sharpness", f"must be positive, got {self.parser_loss_sharpness}")
         if self.learning_rate <= 0:
             bad("learning_rate", f"must be positive, got {self.learning_rate}")

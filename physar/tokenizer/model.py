@@ -27,6 +27,7 @@ from torch import nn
 from physar.tokenizer.config import TokenizerConfig
 from physar.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
+from physar.tokenizer.parser_loss import parser_loss
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
 WEIGHTS = "model.safetensors"
@@ -214,7 +215,8 @@ class DDTTokenizer(nn.Module):
         return self.loss(frames, generator)
 
     def loss(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """Diffusion loss with the k(t) token mask + the renderer's reconstruction loss.
+        """Diffusion loss with the k(t) token mask + the renderer's reconstruction loss (+ its
+        soft-parser loss, when configured).
 
         frames: float [B, 3, H, W] in [-1, 1]. Condition dropout hides every token of a sample;
         nested dropout keeps only its first n tokens in LM order (n uniform in 1..K).
@@ -239,10 +241,15 @@ class DDTTokenizer(nn.Module):
         rendered = self.render(codes, kept)
         render = (weight * (rendered - frames) ** 2).mean()
         loss = diffusion + cfg.renderer_weight * render
+        logs = {}
+        if cfg.parser_loss_weight > 0 and full.any():  # only frames rendered from all their tokens
+            parser = parser_loss(rendered[full], frames[full], cfg.parser_loss_sharpness)
+            loss = loss + cfg.parser_loss_weight * parser
+            logs["parser"] = parser.item()
         with torch.no_grad():
             mse_full = F.mse_loss(rendered[full], frames[full]).item() if full.any() else float("nan")
         return loss, {"loss": loss.item(), "diffusion": diffusion.item(), "render": render.item(),
-                      "render_mse_full": mse_full}
+                      "render_mse_full": mse_full, **logs}
 
     # --- files -----------------------------------------------------------------------------
 
