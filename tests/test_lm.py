@@ -46,6 +46,16 @@ def test_tokens_that_do_not_match_the_dataset_are_refused(tokenized, tmp_path):
         load_examples([tmp_path / "raw"], PhysicsLanguage(48, 4))
 
 
+def test_tokens_of_another_tokenizer_of_the_same_shape_are_refused(tokenized):
+    from physar.tokenizer.codec import weights_fingerprint
+
+    lang = PhysicsLanguage(48, 4)
+    own = weights_fingerprint(tokenized / "ddt")
+    assert len(load_examples([tokenized / "uniform"], lang, tokenizer_sha256=own)) == len(load_metadata(tokenized / "uniform"))
+    with pytest.raises(FrameDataError, match="encoded by another tokenizer"):
+        load_examples([tokenized / "uniform"], lang, tokenizer_sha256="0123456789abcdef")
+
+
 def test_sft_lowers_the_completion_loss_and_writes_a_checkpoint(sft_run, tokenized):
     run, info = sft_run
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]

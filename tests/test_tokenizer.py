@@ -308,9 +308,10 @@ def test_parser_loss_grows_with_the_shift_and_ignores_lost_balls():
     radii, colors = np.array([0.9, 0.6]), np.array([[255, 0, 0], [0, 0, 255]])
     original = _model_range(render_frames(positions, radii, colors, 64))
     losses = [parser_loss(_model_range(render_frames(positions + [dx / 6.3, 0.0], radii, colors, 64)), original).item()
-              for dx in (0.0, 0.5, 1.0, 2.0, 4.0)]
-    assert losses[0] < 1e-9 and all(a < b for a, b in zip(losses, losses[1:])), losses
-    assert losses[-1] - losses[-2] == pytest.approx(2 * (4.0 - 2.0), rel=0.1)  # linear past one pixel (squared: 12)
+              for dx in (0.0, 0.5, 1.0, 2.0, 3.5, 6.0, 9.0)]
+    assert losses[0] < 1e-9 and all(a < b for a, b in zip(losses[:5], losses[1:5])), losses
+    assert losses[4] - losses[3] == pytest.approx(2 * (3.5 - 2.0), rel=0.1)  # linear past one pixel (squared: 8.25)
+    assert losses[5] == losses[6] == pytest.approx(2 * 4.0 - 1)  # flat beyond the reach: the pixel loss's job
     bigger = _model_range(render_frames(positions, radii * 1.3, colors, 64))
     assert parser_loss(bigger, original) > 0.1
     blank = torch.ones_like(original, requires_grad=True)  # both balls lost: no centre term, a finite loss

@@ -13,9 +13,11 @@ from physar.language import PhysicsLanguage
 from physar.tokenizer.codec import TOKENS_DIR, load_tokens
 
 
-def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int) -> np.ndarray:
+def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int,
+                   tokenizer_sha256: str | None = None) -> np.ndarray:
     """ids [clips, frames, K] of DATA_DIR/tokens/<token_file>.safetensors, checked against the
-    dataset's metadata (same clips, same order) and the tokenizer (K, codebook)."""
+    dataset's metadata (same clips, same order) and the tokenizer (K, codebook, and its weights'
+    fingerprint where both are known; files written before fingerprints were recorded have none)."""
     data_dir = Path(data_dir)
     path = data_dir / TOKENS_DIR / f"{token_file}.safetensors"
     if not path.is_file():
@@ -27,6 +29,10 @@ def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, to
     if ids.shape[2] != tokens_per_frame or int(info.get("codebook_size", codebook_size)) != codebook_size:
         raise FrameDataError(f"{path}: {ids.shape[2]} tokens per frame from a {info.get('codebook_size')}-code tokenizer; "
                              f"the LM expects {tokens_per_frame} from {codebook_size}")
+    written_by = info.get("tokenizer_sha256")
+    if tokenizer_sha256 and written_by and written_by != tokenizer_sha256:
+        raise FrameDataError(f"{path}: encoded by another tokenizer ({info.get('checkpoint')}, weights {written_by}) than the "
+                             f"LM's (weights {tokenizer_sha256}); re-encode it, or set token_file to its own encoding")
     return ids
 
 
@@ -38,11 +44,12 @@ def clip_example(lang: PhysicsLanguage, record: dict, ids: np.ndarray) -> dict:
             "num_frames": record["num_frames"], "num_objects": len(record["radii"])}
 
 
-def load_examples(data_dirs: list[str | Path], lang: PhysicsLanguage, token_file: str = "ddt") -> list[dict]:
+def load_examples(data_dirs: list[str | Path], lang: PhysicsLanguage, token_file: str = "ddt",
+                  tokenizer_sha256: str | None = None) -> list[dict]:
     """Every clip of every folder, in folder then metadata order."""
     out = []
     for d in data_dirs:
-        ids = load_token_ids(d, token_file, lang.codebook_size, lang.tokens_per_frame)
+        ids = load_token_ids(d, token_file, lang.codebook_size, lang.tokens_per_frame, tokenizer_sha256)
         for record, clip_ids in zip(load_metadata(d), ids):
             example = clip_example(lang, record, clip_ids)
             example["video"] = str(Path(d).name) + "/" + example["video"]

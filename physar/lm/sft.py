@@ -14,6 +14,7 @@ from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
 from physar.lm.runs import check_run, json_log_callback, start_run
 from physar.lm.sequences import load_examples, split_examples
+from physar.tokenizer.codec import weights_fingerprint
 
 
 def ddt_config(tokenizer_path: str | Path):
@@ -57,7 +58,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
                            cfg.little_endian)
     tok = build_tokenizer(lang, cfg.base_model)
-    examples = load_examples(cfg.data, lang, cfg.token_file)
+    examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
     model = build_model(cfg, tok)

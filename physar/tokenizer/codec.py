@@ -13,7 +13,7 @@ import torch
 
 from physar.data.generate import load_metadata
 from physar.tokenizer.measure import ball_errors, codebook_usage, psnr, summarize_ball_errors
-from physar.tokenizer.model import CheckpointError, DDTTokenizer
+from physar.tokenizer.model import WEIGHTS, CheckpointError, DDTTokenizer
 from physar.video import read_video, write_video
 
 TOKENS_DIR = "tokens"
@@ -25,6 +25,21 @@ def load_tokenizer(checkpoint: str | Path) -> DDTTokenizer:
     if (checkpoint / "checkpoint" / "config.json").is_file():
         checkpoint = checkpoint / "checkpoint"
     return DDTTokenizer.from_pretrained(checkpoint)
+
+
+def weights_fingerprint(checkpoint: str | Path) -> str:
+    """The first 16 hex digits of the sha256 of a checkpoint's weights: which tokenizer wrote a
+    token file (two tokenizers of the same shape write ids that look alike and mean different things)."""
+    import hashlib
+
+    checkpoint = Path(checkpoint)
+    if (checkpoint / "checkpoint" / WEIGHTS).is_file():
+        checkpoint = checkpoint / "checkpoint"
+    digest = hashlib.sha256()
+    with open(checkpoint / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _check_resolution(model: DDTTokenizer, record: dict, data_dir: Path) -> None:
@@ -49,7 +64,8 @@ def decode_clip(model: DDTTokenizer, ids: np.ndarray, steps: int = 0, num_tokens
 
 def encode_dataset(data_dir: str | Path, checkpoint: str | Path, name: str = "ddt", progress: bool = True) -> Path:
     """Token ids of every clip of a dataset, saved as DATA_DIR/tokens/<name>.safetensors:
-    `ids` int32 [clips, frames, K] in metadata order, with the checkpoint and order in its metadata."""
+    `ids` int32 [clips, frames, K] in metadata order, with the checkpoint (path and weights
+    fingerprint) and the order in its metadata."""
     from safetensors.torch import save_file
     from tqdm import tqdm
 
@@ -62,7 +78,8 @@ def encode_dataset(data_dir: str | Path, checkpoint: str | Path, name: str = "dd
         ids.append(encode_clip(model, read_video(data_dir / r["video"])[: r["num_frames"]]))
     out = data_dir / TOKENS_DIR / f"{name}.safetensors"
     out.parent.mkdir(exist_ok=True)
-    info = {"checkpoint": str(checkpoint), "num_tokens": model.config.num_tokens,
+    info = {"checkpoint": str(checkpoint), "tokenizer_sha256": weights_fingerprint(checkpoint),
+            "num_tokens": model.config.num_tokens,
             "codebook_size": model.config.codebook_size, "order": "index order, 0 = finest; the LM reads reversed",
             "videos": json.dumps([r["video"] for r in records])}
     tmp = out.with_name(f".{out.name}.tmp")
