@@ -132,12 +132,14 @@ def tokenizer_train(
     steps: Optional[int] = typer.Option(None, help="Override the config's number of training steps."),
     clips_per_dataset: Optional[int] = typer.Option(None, help="Use this many clips of each folder (an even random spread). Default: all."),
     frames_per_clip: Optional[int] = typer.Option(8, help="Evenly spaced frames kept per clip (memory: 12 KB a frame at 64 px)."),
+    init: Optional[Path] = typer.Option(None, help="Start from this tokenizer checkpoint's weights (same architecture) "
+                                        "with a fresh optimizer and schedule: fine-tune it with the config's losses."),
 ):
     """Train the DDT tokenizer (encoder, FSQ, diffusion decoder, one-step renderer); runs under `accelerate launch`."""
     from physar.tokenizer.train import train
 
     result = train(config, data, out, resume=resume, steps=steps, clips_per_dataset=clips_per_dataset,
-                   frames_per_clip=frames_per_clip)
+                   frames_per_clip=frames_per_clip, init=init)
     typer.echo(f"{out / 'checkpoint'}: {result}")
 
 

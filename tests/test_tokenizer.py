@@ -215,6 +215,20 @@ def test_resume_continues_exactly(data32, tmp_path):
     assert state["step"] == 4
 
 
+def test_init_starts_from_a_checkpoint_of_the_same_architecture(data32, trained, tmp_path):
+    data = [data32 / "uniform"]
+    source = DDTTokenizer.from_pretrained(trained / "checkpoint")
+    held_loss = lambda model: model.loss(DDTTokenizer.to_model_range(torch.from_numpy(read_video(
+        data32 / "uniform" / load_metadata(data32 / "uniform")[0]["video"]))), generator=torch.Generator().manual_seed(5))[1]
+    train(tiny(steps=2, learning_rate=1e-9, warmup_steps=1, parser_loss_weight=0.1), data, tmp_path / "ft",
+          init=trained / "checkpoint", progress=False)
+    tuned = DDTTokenizer.from_pretrained(tmp_path / "ft" / "checkpoint")
+    with torch.no_grad():  # a vanishing learning rate: the trained weights, not fresh ones
+        assert held_loss(tuned)["render"] == pytest.approx(held_loss(source)["render"], rel=1e-3)
+    with pytest.raises(TrainingError, match="architecture differs .*num_tokens"):
+        train(tiny(steps=2, num_tokens=3), data, tmp_path / "other", init=trained / "checkpoint", progress=False)
+
+
 def test_run_folder_guards(data32, trained, tmp_path):
     with pytest.raises(TrainingError, match="--resume"):
         train(tiny(steps=6), [data32 / "uniform", data32 / "collision"], trained, frames_per_clip=4, progress=False)

@@ -33,6 +33,12 @@ from physar.tokenizer.model import DDTTokenizer
 
 
 
+# the config keys that shape the weights: an --init checkpoint must agree on every one
+ARCHITECTURE = ("resolution", "num_tokens", "fsq_levels", "encoder_channels", "encoder_dim", "encoder_layers",
+                "encoder_heads", "context_dim", "unet_channels", "unet_cross_attention_levels", "unet_head_dim",
+                "global_conditioning")
+
+
 def lr_at(step: int, cfg: TokenizerConfig) -> float:
     """Linear warmup, then cosine decay to a tenth."""
     if step < cfg.warmup_steps:
@@ -88,6 +94,17 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
     return state
 
 
+def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
+    from physar.tokenizer.codec import load_tokenizer
+
+    source = load_tokenizer(init)
+    architecture = lambda c: {k: v for k, v in c.to_dict().items() if k in ARCHITECTURE}
+    if architecture(source.config) != architecture(model.config):
+        diff = sorted(k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k))
+        raise TrainingError(f"--init {init}: its architecture differs from the config's ({', '.join(diff)})")
+    model.load_state_dict(source.state_dict())
+
+
 @torch.no_grad()
 def evaluate_reconstruction(model: DDTTokenizer, bank: FrameBank, steps: int = 0, num_tokens: int | None = None,
                             batch: int = 64, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -118,8 +135,9 @@ def _sample_sheet(path: Path, rows: list[np.ndarray]) -> None:
 
 def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str | Path, resume: bool = False,
           steps: int | None = None, clips_per_dataset: int | None = None, frames_per_clip: int | None = None,
-          progress: bool = True) -> dict:
-    """Train (or resume) a tokenizer run in `out`; returns the last evaluation."""
+          progress: bool = True, init: str | Path | None = None) -> dict:
+    """Train (or resume) a tokenizer run in `out`; returns the last evaluation. `init`: start
+    from that checkpoint's weights (its architecture must be the config's)."""
     from accelerate import Accelerator
     from tqdm import tqdm
 
@@ -129,6 +147,8 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
     run = Path(out)
     settings = {"config": cfg.to_dict(), "data": [str(d) for d in data], "clips_per_dataset": clips_per_dataset,
                 "frames_per_clip": frames_per_clip}
+    if init is not None:  # recorded only when used, so runs from before still resume
+        settings["init"] = str(init)
     has_state = (run / "train_state" / "state.json").is_file()
     if has_state and not resume:
         raise TrainingError(f"{run}: holds a training run; pass --resume to continue it or choose another --out")
@@ -139,9 +159,11 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(cfg.seed)
+    model = DDTTokenizer(cfg)
+    if init is not None and not resume:
+        _load_initial_weights(model, Path(init))
     bank = FrameBank.load(data, clips_per_dataset, frames_per_clip, cfg.resolution, cfg.seed, progress and accelerator.is_main_process)
     train_bank, held = bank.split(cfg.eval_frames, cfg.seed)
-    model = DDTTokenizer(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     start = 0
     elapsed = 0.0
