@@ -352,14 +352,15 @@ def test_codebook_usage_counts_per_position():
     assert usage["perplexity"][0] == pytest.approx(4.0) and usage["perplexity"][1] == pytest.approx(1.0)
 
 
-def test_shipped_checkpoint_loads_and_reconstructs_a_ball():
+@pytest.mark.parametrize("name", ["ddt_cpu", "ddt_cpu_v2"])
+def test_shipped_checkpoint_loads_and_reconstructs_a_ball(name):
     from conftest import ROOT
 
     from physar.tokenizer.codec import load_tokenizer
 
-    path = ROOT / "checkpoints" / "ddt_cpu"
+    path = ROOT / "checkpoints" / name
     if not (path / "model.safetensors").is_file():
-        pytest.skip("no shipped checkpoint in this checkout")
+        pytest.skip(f"no shipped checkpoint {name} in this checkout")
     model = load_tokenizer(path)
     positions = np.array([[[3.0, 6.0], [7.0, 6.0]], [[3.5, 6.0], [6.5, 6.0]]])
     colors = np.array([[255, 0, 0], [0, 0, 255]])

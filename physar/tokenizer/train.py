@@ -98,9 +98,8 @@ def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
     from physar.tokenizer.codec import load_tokenizer
 
     source = load_tokenizer(init)
-    architecture = lambda c: {k: v for k, v in c.to_dict().items() if k in ARCHITECTURE}
-    if architecture(source.config) != architecture(model.config):
-        diff = sorted(k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k))
+    diff = [k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k)]
+    if diff:
         raise TrainingError(f"--init {init}: its architecture differs from the config's ({', '.join(diff)})")
     model.load_state_dict(source.state_dict())
 
