@@ -39,9 +39,8 @@ def parser_loss(reconstruction: torch.Tensor, original: torch.Tensor, sharpness:
     of the centre distance plus the radius difference, in pixels, each squared up to 1 px, linear
     up to `reach` px and flat beyond. The loss refines what the pixel loss has roughly placed: a
     ball further off than `reach`, or one the reconstruction lacks (less than half of
-    `min_area`; its centre is undefined), is the pixel loss's job (measured: without the reach,
-    the first few hundred steps' shapeless renders made this loss dominate and slowed the
-    renderer's pixel loss twofold)."""
+    `min_area`; its centre is undefined), is the pixel loss's job, and the early, shapeless
+    renders of a fresh model should not pull on the encoder through this loss."""
     area_rec, centre_rec = soft_ball_moments(reconstruction, sharpness)
     with torch.no_grad():
         area_orig, centre_orig = soft_ball_moments(original, sharpness)
