@@ -21,29 +21,33 @@ import numpy as np
 import torch
 
 from physar.evaluation.parse import parse_frames
-from physar.tokenizer.codec import load_tokenizer
+from physar.tokenizer.codec import decode_clip, load_tokenizer
 from physar.tokenizer.frames import FrameBank
-from simulators.world import RED, WORLD_SIZE
+from simulators.world import RED, WORLD_SIZE, world_to_pixel
+
+
+def to_pixels(positions: np.ndarray, radii: np.ndarray, size: int) -> np.ndarray:
+    """World positions [N, 2] and radii [N] -> [N, 3] (column, row, radius) in pixels."""
+    col, row = world_to_pixel(positions[:, 0], positions[:, 1], size)
+    return np.c_[col, row, radii * (size - 1) / WORLD_SIZE]
 
 
 def red_ball_targets(bank: FrameBank, size: int) -> tuple[np.ndarray, np.ndarray]:
     """[N, 3] (column, row, radius) of the red ball in pixels, and [N] whether it is wholly in view."""
-    px = (size - 1) / WORLD_SIZE
-    out = np.zeros((len(bank), 3))
+    positions, radii = np.zeros((len(bank), 2)), np.zeros(len(bank))
     for i in range(len(bank)):
-        positions, radii, colors = bank.states(i)
+        p, r, colors = bank.states(i)
         k = [tuple(c) for c in colors.tolist()].index(RED)
-        out[i] = positions[k, 0] * px, (size - 1) - positions[k, 1] * px, radii[k] * px
+        positions[i], radii[i] = p[k], r[k]
+    out = to_pixels(positions, radii, size)
     inside = (out[:, :2] > out[:, 2:]).all(1) & (out[:, :2] < size - 1 - out[:, 2:]).all(1)
     return out, inside
 
 
 def parsed_red(frames: np.ndarray) -> np.ndarray:
     """[N, 3] (column, row, radius) in pixels of the red ball as the evaluator's parser reads it."""
-    size = frames.shape[1]
     parsed = parse_frames(frames, [RED])
-    px = (size - 1) / WORLD_SIZE
-    return np.c_[parsed.positions[:, 0, 0] * px, (size - 1) - parsed.positions[:, 0, 1] * px, parsed.radii[:, 0] * px]
+    return to_pixels(parsed.positions[:, 0], parsed.radii[:, 0], frames.shape[1])
 
 
 def errors(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
@@ -86,18 +90,19 @@ def main() -> None:
     model = load_tokenizer(args.checkpoint)
     size = model.config.resolution
     bank = FrameBank.load(args.data, args.clips, args.frames, size, seed=args.seed + 1)
-    with torch.no_grad():
+    with torch.no_grad():  # [N, K, d]: the codes the renderer decodes, before they become ids
         codes = torch.cat([model.quantize(model.to_model_range(bank.frames[i:i + 256]))
-                           for i in range(0, len(bank), 256)]).flatten(1)
+                           for i in range(0, len(bank), 256)])
     truth, inside = red_ball_targets(bank, size)
     test = (bank.clip % 5 == 0) & inside
     train = (bank.clip % 5 != 0) & inside
-    probe = train_probe(codes[train], torch.tensor(truth[train], dtype=torch.float32), args.steps, args.seed)
+    test_codes = codes[torch.from_numpy(test)]
+    probe = train_probe(codes[torch.from_numpy(train)].flatten(1), torch.tensor(truth[train], dtype=torch.float32),
+                        args.steps, args.seed)
     with torch.no_grad():
-        probed = probe(codes[test]).numpy()
+        probed = probe(test_codes.flatten(1)).numpy()
     originals = bank.frames.numpy()[test]
-    ids = model.encode(bank.frames[torch.from_numpy(np.flatnonzero(test))])
-    rendered = torch.cat([model.decode(ids[i:i + 256]) for i in range(0, len(ids), 256)]).numpy()
+    rendered = decode_clip(model, model.fsq.codes_to_ids(test_codes))
 
     print(f"{args.checkpoint}: {int(train.sum())} training frames, {int(test.sum())} test frames (other clips), "
           f"red ball wholly in view; errors against the simulator's state, in pixels\n")

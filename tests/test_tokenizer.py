@@ -21,6 +21,7 @@ from physar.tokenizer.schedule import coarsest_mask, lm_order, max_visible_index
 from physar.tokenizer.train import TrainingError, train
 from physar.video import read_video
 from simulators.render import render_frames
+from simulators.world import world_to_pixel
 
 TINY = dict(resolution=32, num_tokens=4, fsq_levels=[4, 4, 3], encoder_channels=[8, 16], encoder_dim=32,
             encoder_layers=1, encoder_heads=2, context_dim=32, unet_channels=[8, 16], unet_cross_attention_levels=1,
@@ -309,7 +310,7 @@ def test_soft_parser_agrees_with_the_evaluators_parser():
     frames = render_frames(positions, radii, colors, 64)
     area, centre = soft_ball_moments(_model_range(frames))
     hard = parse_frames(frames, colors)
-    hard_col = hard.positions[..., 0] * 63 / 10  # world x -> pixel column (exact mapping)
+    hard_col, _ = world_to_pixel(hard.positions[..., 0], hard.positions[..., 1], 64)
     assert np.allclose(centre[:, :2, 0].numpy(), hard_col, atol=0.05)
     assert np.allclose(area[:, :2].numpy(), np.pi * (hard.radii * 63 / 10) ** 2, rtol=0.02)
     assert area[:, 2:].max() < 0.5  # absent palette colours: under half a pixel, from soft edges

@@ -14,16 +14,14 @@ from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
 from physar.lm.runs import check_run, json_log_callback, start_run
 from physar.lm.sequences import load_examples, split_examples
-from physar.tokenizer.codec import weights_fingerprint
+from physar.tokenizer.codec import checkpoint_folder, weights_fingerprint
 
 
 def ddt_config(tokenizer_path: str | Path):
     """The DDT tokenizer's config (no weights): its K and codebook size define the vocabulary."""
     from physar.tokenizer.config import TokenizerConfig
 
-    path = Path(tokenizer_path)
-    if (path / "checkpoint" / "config.json").is_file():
-        path = path / "checkpoint"
+    path = checkpoint_folder(tokenizer_path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"tokenizer: {path} is not a DDT tokenizer checkpoint (no config.json)")
     return path, TokenizerConfig.from_dict(json.loads((path / "config.json").read_text()), str(path / "config.json"))

@@ -13,18 +13,21 @@ import torch
 
 from physar.data.generate import load_metadata
 from physar.tokenizer.measure import ball_errors, codebook_usage, psnr, summarize_ball_errors
-from physar.tokenizer.model import WEIGHTS, CheckpointError, DDTTokenizer
+from physar.tokenizer.model import CONFIG, WEIGHTS, CheckpointError, DDTTokenizer
 from physar.video import read_video, write_video
 
 TOKENS_DIR = "tokens"
 
 
+def checkpoint_folder(path: str | Path) -> Path:
+    """A checkpoint folder as given, or the checkpoint/ of a run folder."""
+    path = Path(path)
+    return path / "checkpoint" if (path / "checkpoint" / CONFIG).is_file() else path
+
+
 def load_tokenizer(checkpoint: str | Path) -> DDTTokenizer:
     """A checkpoint folder, or a run folder holding checkpoint/."""
-    checkpoint = Path(checkpoint)
-    if (checkpoint / "checkpoint" / "config.json").is_file():
-        checkpoint = checkpoint / "checkpoint"
-    return DDTTokenizer.from_pretrained(checkpoint)
+    return DDTTokenizer.from_pretrained(checkpoint_folder(checkpoint))
 
 
 def weights_fingerprint(checkpoint: str | Path) -> str:
@@ -32,11 +35,8 @@ def weights_fingerprint(checkpoint: str | Path) -> str:
     token file (two tokenizers of the same shape write ids that look alike and mean different things)."""
     import hashlib
 
-    checkpoint = Path(checkpoint)
-    if (checkpoint / "checkpoint" / WEIGHTS).is_file():
-        checkpoint = checkpoint / "checkpoint"
     digest = hashlib.sha256()
-    with open(checkpoint / WEIGHTS, "rb") as f:
+    with open(checkpoint_folder(checkpoint) / WEIGHTS, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]

@@ -26,6 +26,7 @@ import torch
 
 from physar.tokenizer.config import ConfigError, TokenizerConfig
 from physar.errors import TrainingError
+from physar.tokenizer.codec import load_tokenizer
 from physar.tokenizer.frames import FrameBank
 from physar.tokenizer.measure import ball_errors, psnr, summarize_ball_errors
 from physar.tokenizer.model import DDTTokenizer
@@ -95,8 +96,6 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 
 
 def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
-    from physar.tokenizer.codec import load_tokenizer
-
     source = load_tokenizer(init)
     diff = [k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k)]
     if diff:
