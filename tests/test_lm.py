@@ -77,12 +77,50 @@ def test_resume_continues_from_the_last_checkpoint(sft_run, tokenized, tmp_path)
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     cfg = tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt")
+    # a run recorded before a setting existed resumes when the setting keeps its default
+    settings = json.loads((copy / "settings.json").read_text())
+    del settings["visual_embeddings"]
+    (copy / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(TrainingError, match="visual_embeddings"):
+        train_sft(tiny_lm(cfg.data, cfg.tokenizer, visual_embeddings="codes"), copy, resume=True, progress=False)
     train_sft(cfg, copy, resume=True, steps=30, progress=False)
     state = json.loads(sorted((copy / "trainer").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))[-1]
                        .joinpath("trainer_state.json").read_text())
     assert state["global_step"] == 30
     steps = [json.loads(line)["step"] for line in (copy / "log.jsonl").read_text().splitlines()]
     assert max(steps) == 30 and steps.count(24) >= 1  # one log, continued
+
+
+def test_code_embeddings_start_ids_a_level_apart_close_together(tokenized):
+    import torch
+
+    from physar.lm.model import build_model
+    from physar.lm.visual_embeddings import fsq_digits
+    from physar.tokenizer.fsq import FSQ
+
+    levels = [4, 4, 3]
+    ids = torch.arange(48)
+    # the same numbering as the tokenizer's quantizer
+    half = torch.tensor(levels) // 2
+    assert torch.equal(torch.from_numpy(fsq_digits(levels)) - half, (FSQ(levels).ids_to_codes(ids) * half).round().long())
+    lang = PhysicsLanguage(48, 4)
+    tok = build_tokenizer(lang)
+    plain = build_model(tiny_lm([], tokenized / "ddt", hidden_size=64), tok)
+    model = build_model(tiny_lm([], tokenized / "ddt", hidden_size=64, visual_embeddings="codes"), tok, levels)
+    weight = model.get_input_embeddings().weight
+    visual = tok.convert_tokens_to_ids(list(lang.visual))
+    others = [i for i in range(len(tok)) if i not in set(visual)]
+    assert torch.equal(weight[others], plain.get_input_embeddings().weight[others])  # only visual rows change
+    assert torch.equal(model.get_output_embeddings().weight, weight)  # tied: the output layer starts the same
+    rows = torch.nn.functional.normalize(weight[visual], dim=1)
+    cosine = rows @ rows.T
+    digits = torch.from_numpy(fsq_digits(levels))
+    apart = (digits[:, None] - digits[None]).abs().sum(-1)  # levels apart, summed over dimensions
+    near, far = cosine[apart == 1].mean(), cosine[apart == 5].mean()
+    assert near > 0.4 and far < 0.0, (near, far)
+    assert (cosine - 2 * torch.eye(48)).max() < 0.95  # every row distinct
+    with pytest.raises(ConfigError, match="visual_embeddings"):
+        LMConfig(visual_embeddings="fsq")
 
 
 def test_run_folder_and_config_guards(sft_run, tokenized, tmp_path):
@@ -174,6 +212,25 @@ def test_symbolic_state_error_is_the_floor_for_true_states_and_grows_with_drift(
     assert exact < 0.02 and drifted > exact + 0.3  # 0.05 units a frame = 0.5 units/s
 
 
+def test_state_reading_error_measures_the_state_block_against_the_simulator(tokenized, tmp_path):
+    from physar.lm.assess import state_reading_error
+
+    data = tokenized / "collision"
+    records = load_metadata(data)
+    with open(tmp_path / "trajectories.jsonl", "w") as f:
+        for r in records:
+            (x, y), (vx, vy) = r["positions"][2][0], r["velocities"][2][0]
+            # the first ball read 0.3 units right, 0.4 units/s fast in y, radius 0.1 too large; the second not named
+            read = {"color": r["colors"][0], "r": r["radii"][0] + 0.1, "x": x + 0.3, "y": y, "vx": vx, "vy": vy + 0.4}
+            f.write(json.dumps({"video": r["video"], "objects": [read], "positions": []}) + "\n")
+    reading = state_reading_error(data, tmp_path)["collision"]
+    total = sum(g["balls"] for g in reading.values())
+    assert total == len(records) and sum(g["missed"] for g in reading.values()) == len(records)
+    for group in reading.values():
+        assert group["position"] == pytest.approx(0.3) and group["velocity"] == pytest.approx(0.4)
+        assert group["radius"] == pytest.approx(0.1)
+
+
 def test_symbolic_agreement_is_small_for_true_states(tokenized):
     from physar.language import Clip
 
@@ -221,6 +278,7 @@ def test_checkpoint_evaluation_in_one_call(sft_run, tmp_path):
     n = report["generation"]["uniform"]["clips"]
     assert n >= 6 and f"| uniform | {n} | 100.0% |" in text and "GT floor" in text
     assert (tmp_path / "eval" / "reports" / "uniform" / "report.png").is_file()
+    assert set(report["state_reading"]["uniform"]) >= {"in", "out"} and "## Reading the scene" in text
 
 
 def test_command_line_generate_and_errors(sft_run, tmp_path):
@@ -255,6 +313,9 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     assert cells[3] == cells[4] and cells[5] == "0.022"  # PhyWorld DiT-S 30K, ID
     assert "Velocity error of the symbolic states the rows wrote" in text
     assert "| b | uniform | +0.000 [+0.000, +0.000]" in text  # paired with `a` on the same clips
+    reading = next(line for line in text.splitlines() if line.startswith("| uniform | in |") and " / " in line)
+    cells = [c.strip() for c in reading.split("|")[1:-1]]
+    assert cells[2] == cells[3] and len(cells[2].split(" / ")) == 3  # position / velocity / radius, same for a and b
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

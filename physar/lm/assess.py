@@ -18,6 +18,8 @@ from physar.evaluation.metrics import clip_errors
 from physar.language import object_order
 from physar.lm.generate import generate_dataset
 
+READING_CAPTION = ("The model's <state> block against the simulator at the last conditioning frame: median error over "
+                   "balls, world units (position and velocity as vector distances).")
 EVALUATION_SEED = 0  # the seed of the evaluation sets every checkpoint is judged on (RL prompts must differ)
 # PhyWorld's published velocity errors (research/phyworld.md 3.4; its 256 px convention). It reports
 # OOD as one number over all OOD buckets, so these sit beside our "out" row.
@@ -37,7 +39,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
     _, _, lang, meta = load_checkpoint(checkpoint)
     out = Path(out)
     data_root = Path(data_root) if data_root is not None else out / "data"
-    velocity, states, generation, clock = {}, {}, {}, time.time()
+    velocity, states, reading, generation, clock = {}, {}, {}, {}, time.time()
     for recipe in map(Path, recipes):
         name = recipe.stem
         data = data_root / name
@@ -49,8 +51,9 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
         velocity.update(evaluate(data, videos, convention, out / "reports" / name / "report.json", progress=progress))
         if lang.symbolic:
             states.update(symbolic_velocity_error(data, videos))
+            reading.update(state_reading_error(data, videos))
     report = {"checkpoint": str(checkpoint), "symbolic": lang.symbolic, "convention": convention,
-              "velocity": velocity, "symbolic_velocity": states, "generation": generation,
+              "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
               "seconds": round(time.time() - clock, 1)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
@@ -81,6 +84,38 @@ def symbolic_velocity_error(data_dir: str | Path, videos_dir: str | Path) -> dic
     return summarize(clips)
 
 
+def state_reading_error(data_dir: str | Path, videos_dir: str | Path) -> dict:
+    """How well the model read the scene from the conditioning frames: its <state> block (each
+    ball's radius, position and velocity) against the simulator's at the last conditioning frame,
+    per scene and group ("in", "out": every OOD bucket). Medians over balls, world units; balls the
+    model did not name are counted in `missed`, not in the medians."""
+    records = {r["video"]: r for r in load_metadata(data_dir)}
+    balls: dict[tuple[str, str], list[list[float]]] = {}
+    missed: dict[tuple[str, str], int] = {}
+    for line in (Path(videos_dir) / "trajectories.jsonl").read_text().splitlines():
+        generated = json.loads(line)
+        r = records[generated["video"]]
+        key = (r["scene"], "in" if r["bucket"] == "in" else "out")
+        last = r["conditioning_frames"] - 1
+        for i, j in enumerate(object_order(generated["objects"], r["colors"])):
+            if j is None:
+                missed[key] = missed.get(key, 0) + 1
+                continue
+            o = generated["objects"][j]
+            balls.setdefault(key, []).append([
+                float(np.hypot(o["x"] - r["positions"][last][i][0], o["y"] - r["positions"][last][i][1])),
+                float(np.hypot(o["vx"] - r["velocities"][last][i][0], o["vy"] - r["velocities"][last][i][1])),
+                abs(o["r"] - r["radii"][i])])
+    out: dict[str, dict] = {}
+    for (scene, group) in sorted(set(balls) | set(missed)):
+        errors = np.asarray(balls.get((scene, group), []), dtype=float).reshape(-1, 3)
+        medians = np.median(errors, axis=0) if len(errors) else [None] * 3
+        out.setdefault(scene, {})[group] = {"balls": len(errors), "missed": missed.get((scene, group), 0),
+                                            **{k: None if m is None else float(m)
+                                               for k, m in zip(("position", "velocity", "radius"), medians)}}
+    return out
+
+
 def report_markdown(report: dict) -> str:
     lines = [f"# Checkpoint evaluation: `{report['checkpoint']}`", "",
              f"format: {'symbolic' if report['symbolic'] else 'visual-only'}; pixel convention: {report['convention']}; "
@@ -91,6 +126,15 @@ def report_markdown(report: dict) -> str:
     if report.get("symbolic_velocity"):
         lines += [markdown(report["symbolic_velocity"], "Velocity error of the model's symbolic states (the physics it "
                                                          "wrote, before drawing it)"), ""]
+    if report.get("state_reading"):
+        lines += ["## Reading the scene", "", READING_CAPTION, "", "| scene | group | balls | missed | position | velocity | radius |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        fmt = (lambda x: "-" if x is None else f"{x:.3f}")
+        for scene, groups in report["state_reading"].items():
+            for group, e in groups.items():
+                lines.append(f"| {scene} | {group} | {e['balls']} | {e['missed']} | {fmt(e['position'])} | "
+                             f"{fmt(e['velocity'])} | {fmt(e['radius'])} |")
+        lines.append("")
     lines += ["## Generation", "",
               "| set | clips | parsed | s / clip | decoded vs symbolic, median px | p95 px | balls found |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -120,10 +164,11 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
     text = comparison_markdown({k: v["velocity"] for k, v in reports.items()},
                                {k: v["generation"] for k, v in reports.items()}, convention,
                                {k: v["symbolic_velocity"] for k, v in reports.items() if v["symbolic_velocity"]},
-                               paired_differences(clips))
+                               paired_differences(clips),
+                               {k: v["state_reading"] for k, v in reports.items() if v.get("state_reading")})
     (out / "comparison.md").write_text(text)
     (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), **{key: v[key] for key in (
-        "velocity", "symbolic_velocity", "generation")}} for k, v in reports.items()}, indent=1))
+        "velocity", "symbolic_velocity", "state_reading", "generation")}} for k, v in reports.items()}, indent=1))
     plot_comparison(clips, out / "velocity_vs_speed.png")
     if page is not None:
         page = Path(page)
@@ -163,10 +208,11 @@ def paired_differences(clips: dict[str, list[dict]], resamples: int = 2000, seed
 
 
 def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], convention: str,
-                        states: dict[str, dict] | None = None, paired: list[dict] | None = None) -> str:
+                        states: dict[str, dict] | None = None, paired: list[dict] | None = None,
+                        reading: dict[str, dict] | None = None) -> str:
     """velocity: label -> evaluator report (scene -> bucket -> stats); generation: label -> set -> report;
     states: label -> the same report measured on the symbolic states (symbolic rows only);
-    paired: `paired_differences` of the rows' clips."""
+    paired: `paired_differences` of the rows' clips; reading: label -> `state_reading_error`."""
     labels = list(velocity)
     first = velocity[labels[0]]
     lines = ["| scene | bucket | n | " + " | ".join(labels) + " | PhyWorld DiT-S 30K | PhyWorld best DiT | GT floor |",
@@ -197,6 +243,15 @@ def comparison_markdown(velocity: dict[str, dict], generation: dict[str, dict], 
                 if bucket in buckets:
                     cells = [states[k].get(scene, {}).get(bucket, {}).get("vel_error") for k in states]
                     parse.append(f"| {scene} | {bucket} | " + " | ".join("-" if c is None else f"{c:.4f}" for c in cells) + " |")
+    if reading:
+        parse += ["", READING_CAPTION + " Cells: position / velocity / radius.", "",
+                  "| scene | group | " + " | ".join(reading) + " |", "|---|---|" + "---:|" * len(reading)]
+        fmt = (lambda e: "-" if e is None or e["position"] is None else
+               f"{e['position']:.3f} / {e['velocity']:.3f} / {e['radius']:.3f}")
+        for scene in first:
+            for group in ("in", "out"):
+                parse.append(f"| {scene} | {group} | " + " | ".join(fmt(reading[k].get(scene, {}).get(group))
+                                                                     for k in reading) + " |")
     if paired:
         parse += ["", f"Paired with `{paired[0]['reference']}` on the same clips: mean per-clip difference in velocity "
                   "error [95% bootstrap interval], negative = better than it:", "",

@@ -25,6 +25,9 @@ class LMConfig(YamlConfig):
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 768
+    # how the visual tokens' embeddings start: "random" (as every other token), or "codes" (from the
+    # DDT id's FSQ levels, so ids a level apart start close: physar/lm/visual_embeddings.py)
+    visual_embeddings: str = "random"
     max_length: int = 1280  # longest prompt + completion, in tokens
     # training (trl SFTTrainer)
     batch_size: int = 8
@@ -53,5 +56,7 @@ class LMConfig(YamlConfig):
             bad("decimals", f"must be in 0..4, got {self.decimals}")
         if self.eval_clips < 0 or self.warmup_steps < 0:
             bad("eval_clips" if self.eval_clips < 0 else "warmup_steps", "must be >= 0")
+        if self.visual_embeddings not in ("random", "codes"):
+            bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:
             bad("learning_rate", f"must be positive, got {self.learning_rate}")

@@ -9,10 +9,11 @@ geometry it was trained on, and the run's summary.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
-from physar.errors import CheckpointError
+from physar.errors import CheckpointError, ConfigError
 from physar.language import PhysicsLanguage
 from physar.lm.config import LMConfig
 
@@ -38,8 +39,10 @@ def build_tokenizer(lang: PhysicsLanguage, base_model: str | Path | None = None)
     return tok
 
 
-def build_model(cfg: LMConfig, tok):
-    """A fresh Llama of the config's size over `tok`'s vocabulary, or cfg.base_model resized to it."""
+def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
+    """A fresh Llama of the config's size over `tok`'s vocabulary, or cfg.base_model resized to it.
+    With cfg.visual_embeddings "codes", the visual tokens' embeddings start from the DDT tokenizer's
+    FSQ levels (`fsq_levels`)."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -54,6 +57,14 @@ def build_model(cfg: LMConfig, tok):
             intermediate_size=cfg.intermediate_size, max_position_embeddings=cfg.max_length,
             tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id))
+    if cfg.visual_embeddings == "codes":
+        from physar.lm.visual_embeddings import init_visual_embeddings
+
+        if not fsq_levels:
+            raise ConfigError("visual_embeddings: 'codes' needs the DDT tokenizer's fsq_levels")
+        visual = tok.convert_tokens_to_ids([f"<v{i}>" for i in range(math.prod(fsq_levels))])
+        init_visual_embeddings(model.get_input_embeddings(), visual, fsq_levels, seed=cfg.seed,
+                               std=getattr(model.config, "initializer_range", 0.02))
     model.config.pad_token_id = tok.pad_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id

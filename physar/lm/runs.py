@@ -14,9 +14,10 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(steps, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
 
 
-def check_run(run: Path, settings: dict, resume: bool) -> Path | None:
+def check_run(run: Path, settings: dict, resume: bool, defaults: dict | None = None) -> Path | None:
     """Refuse a run the folder cannot take (not empty without --resume, nothing to resume, other
-    settings than the run being resumed). Returns the checkpoint to resume from."""
+    settings than the run being resumed). A setting the resumed run did not record (added to the
+    config since) counts as its default value from `defaults`. Returns the checkpoint to resume from."""
     trainer_dir = run / "trainer"
     last = last_checkpoint(trainer_dir) if trainer_dir.is_dir() else None
     if resume and last is None:
@@ -25,7 +26,8 @@ def check_run(run: Path, settings: dict, resume: bool) -> Path | None:
         raise TrainingError(f"{run}: folder is not empty; pass --resume to continue its run or choose another --out")
     if resume:
         old = json.loads((run / "settings.json").read_text())
-        diff = [k for k, v in settings.items() if k != "steps" and old.get(k) != v]
+        defaults = defaults or {}
+        diff = [k for k, v in settings.items() if k != "steps" and old.get(k, defaults.get(k)) != v]
         if diff:
             raise TrainingError(f"{run}: was trained with other settings ({', '.join(diff)}); resume with the same ones")
     return last

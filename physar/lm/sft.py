@@ -50,7 +50,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     if not cfg.data:
         raise ConfigError("data: no dataset folders (give --data or set data: in the config)")
     run = Path(out)
-    last = check_run(run, cfg.to_dict(), resume)
+    last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
     lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
@@ -59,7 +59,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
-    model = build_model(cfg, tok)
+    model = build_model(cfg, tok, ddt.fsq_levels)
     start_run(run, cfg.to_dict())
 
     columns = ("prompt", "completion")

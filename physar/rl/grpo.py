@@ -178,7 +178,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     if not cfg.prompts:
         raise ConfigError("prompts: no dataset folders")
     run = Path(out)
-    last = check_run(run, cfg.to_dict(), resume)
+    last = check_run(run, cfg.to_dict(), resume, RLConfig().to_dict())
 
     _, tok, lang, meta = load_checkpoint(cfg.checkpoint)
     sft_folder = resolve_checkpoint(cfg.checkpoint)
