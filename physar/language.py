@@ -188,6 +188,38 @@ def object_order(objects: list[dict], colors) -> list[int | None]:
     return [next((j for j, o in enumerate(objects) if list(o["color"]) == list(c)), None) for c in colors]
 
 
+def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
+    """What each token of a completion says, for diagnostics: "state x" (a digit of the <state>
+    block's x), "position y 0.1" (the tenths digit of a frame's y), "visual 3" (a frame's fourth
+    visual token, coarse first), "state color", "structure"."""
+    if not lang.little_endian:
+        raise LanguageError("token roles are defined for little-endian numbers only (checkpoints since the scene token)")
+    places = [f"{10.0 ** (k - lang.decimals):g}" for k in range(MAX_INT_DIGITS + lang.decimals)]  # as written
+    roles, in_state, field, digit, slot = [], False, "", 0, 0
+    for t in tokens:
+        if t in ("<state>", "</state>"):
+            in_state, role = t == "<state>", "structure"
+        elif t in FIELDS or t == "<p>":
+            field, digit, role = t[1:-1], 0, "structure"
+        elif t == "<frame>":
+            slot, role = 0, "structure"
+        elif t.startswith("<v") and t[2:-1].isdigit():
+            role, slot = f"visual {slot}", slot + 1
+        elif t in DIGITS or t == SIGN:
+            if in_state:
+                role = f"state {field}"
+            else:  # <p> x y: two numbers of len(places) digits each, a sign before either
+                axis = "x" if digit < len(places) else "y"
+                role = f"position {axis} sign" if t == SIGN else f"position {axis} {places[digit % len(places)]}"
+            digit += t != SIGN
+        elif t in lang.colors:
+            role = "state color"
+        else:
+            role = "structure"
+        roles.append(role)
+    return roles
+
+
 def split_tokens(text: str) -> list[str]:
     import re
 

@@ -141,3 +141,21 @@ def test_hf_tokenizer_round_trips_and_prompt_is_a_prefix(tmp_path):
     assert p[0] == tok.bos_token_id and pc[: len(p)] == p
     assert tok.unk_token_id not in pc
     assert split_tokens(tok.decode(pc, skip_special_tokens=True)) == split_tokens(prompt + completion)
+
+
+def test_token_roles_name_each_digit_by_its_place():
+    from physar.language import token_roles
+
+    lang = PhysicsLanguage(CODEBOOK, K)
+    record = record_of("collision", 3)
+    completion = lang.completion(record, visual_ids(32))
+    roles = token_roles(completion, lang)
+    assert len(roles) == len(completion)
+    assert all(roles.count(f"visual {k}") == 29 for k in range(K)) and "visual 4" not in roles
+    first_frame = completion.index("<frame>")
+    x_digits = [(t, r) for t, r in zip(completion[first_frame:], roles[first_frame:]) if r.startswith("position x ")]
+    value = sum(int(t[1:-1]) * float(r.split()[-1]) for t, r in x_digits[:4])  # the first ball's x, from its places
+    assert value == pytest.approx(record["positions"][3][0][0], abs=0.005 + 1e-9)
+    assert sum(r == "state vx" for r in roles[:first_frame]) >= 2 * 4  # two balls, at least 4 digits each
+    with pytest.raises(LanguageError, match="little-endian"):
+        token_roles(completion, PhysicsLanguage(CODEBOOK, K, little_endian=False))
