@@ -124,17 +124,7 @@ class PhysicsLanguage:
         [T, K] (index order): everything after the conditioning frames."""
         cond = record["conditioning_frames"]
         positions = np.asarray(record["positions"])
-        out = []
-        if self.symbolic:
-            velocities = np.asarray(record["velocities"])
-            out.append("<state>")
-            for i, (r, rgb) in enumerate(zip(record["radii"], record["colors"])):
-                x, y = positions[cond - 1, i]
-                vx, vy = velocities[cond - 1, i]
-                out += ["<obj>", self.color(rgb)]
-                for name, value in zip(FIELDS, (r, x, y, vx, vy)):
-                    out += [name] + self.number(value)
-            out.append("</state>")
+        out = self.state_block(record, cond - 1) if self.symbolic else []
         for k in range(cond, len(visual_ids)):
             out.append("<frame>")
             if self.symbolic:
@@ -142,6 +132,16 @@ class PhysicsLanguage:
                     out += ["<p>"] + self.number(x) + self.number(y)
             out += self.frame_tokens(visual_ids[k])
         return out
+
+    def state_block(self, record: dict, frame: int) -> list[str]:
+        """<state> ... </state>: each ball's colour, radius, position and velocity at `frame`."""
+        x_y, v = np.asarray(record["positions"])[frame], np.asarray(record["velocities"])[frame]
+        out = ["<state>"]
+        for (r, rgb), (x, y), (vx, vy) in zip(zip(record["radii"], record["colors"]), x_y, v):
+            out += ["<obj>", self.color(rgb)]
+            for name, value in zip(FIELDS, (r, x, y, vx, vy)):
+                out += [name] + self.number(value)
+        return out + ["</state>"]
 
     @staticmethod
     def text(tokens: list[str]) -> str:

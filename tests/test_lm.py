@@ -70,6 +70,41 @@ def test_sft_lowers_the_completion_loss_and_writes_a_checkpoint(sft_run, tokeniz
     assert list((run / "checkpoint").glob("*.safetensors"))
 
 
+def test_reading_examples_are_windows_of_training_clips_read_at_their_last_frame(tokenized):
+    from physar.lm.sequences import reading_examples, split_examples
+    from physar.language import split_tokens
+
+    lang = PhysicsLanguage(48, 4)
+    examples = load_examples([tokenized / "uniform", tokenized / "collision"], lang)
+    train, held = split_examples(examples, 2, 0)
+    reading = reading_examples(lang, train, 3, seed=0)
+    assert reading == reading_examples(lang, train, 3, seed=0)  # seeded
+    assert not {e["video"] for e in reading} & {e["video"] for e in held}  # nothing from the held-out clips
+    by_video = {e["video"]: e for e in train}
+    per_clip = {}
+    for e in reading:
+        clip, last = by_video[e["video"]], e["last_frame"]
+        per_clip.setdefault(e["video"], set()).add(last)
+        assert e["completion"] == lang.text(lang.state_block(clip["record"], last))
+        assert split_tokens(e["prompt"]) == lang.prompt(clip["ids"][last - 2:last + 1], 3, clip["scene"])
+        xy, r = np.asarray(clip["record"]["positions"])[last - 2:last + 1], np.asarray(clip["record"]["radii"])[:, None]
+        assert np.all(xy - r >= 0) and np.all(xy + r <= 10)  # every ball wholly in view: something to read
+    assert all(len(lasts) <= 3 for lasts in per_clip.values()) and sum(map(len, per_clip.values())) == len(reading)
+    assert len(reading) > 2 * len(train)
+    # the window at the conditioning frames is the clip's own reading: the same state block
+    first = train[0]
+    assert lang.text(lang.state_block(first["record"], 2)) in first["completion"]
+
+
+def test_sft_with_reading_examples_trains_on_clips_and_windows(tokenized, tmp_path):
+    cfg = tiny_lm([tokenized / "uniform"], tokenized / "ddt", reading_examples=4, steps=12, eval_every=6, save_every=12)
+    info = train_sft(cfg, tmp_path / "run", progress=False)
+    assert info["reading_examples"] > 2 * info["train_clips"] and info["eval_clips"] >= 1
+    assert info["eval_loss"] is not None and np.isfinite(info["eval_loss"])
+    with pytest.raises(ConfigError, match="reading_examples"):
+        LMConfig(reading_examples=-1)
+
+
 def test_resume_continues_from_the_last_checkpoint(sft_run, tokenized, tmp_path):
     import shutil
 
@@ -91,7 +126,7 @@ def test_resume_continues_from_the_last_checkpoint(sft_run, tokenized, tmp_path)
     assert max(steps) == 30 and steps.count(24) >= 1  # one log, continued
 
 
-def test_code_embeddings_start_ids_a_level_apart_close_together(tokenized):
+def test_code_embeddings_start_ids_a_level_apart_close_together(tokenized, tmp_path):
     import torch
 
     from physar.lm.model import build_model
@@ -121,6 +156,11 @@ def test_code_embeddings_start_ids_a_level_apart_close_together(tokenized):
     assert (cosine - 2 * torch.eye(48)).max() < 0.95  # every row distinct
     with pytest.raises(ConfigError, match="visual_embeddings"):
         LMConfig(visual_embeddings="fsq")
+    # a base model that already has the visual tokens keeps its trained rows
+    plain.save_pretrained(tmp_path / "base")
+    again = build_model(tiny_lm([], tokenized / "ddt", base_model=str(tmp_path / "base"), visual_embeddings="codes"),
+                        tok, levels)
+    assert torch.equal(again.get_input_embeddings().weight, plain.get_input_embeddings().weight)
 
 
 def test_run_folder_and_config_guards(sft_run, tokenized, tmp_path):

@@ -19,6 +19,9 @@ class LMConfig(YamlConfig):
     scene_token: bool = True  # the prompt names the scene (uniform, collision, parabola): see physar/language.py
     decimals: int = 2
     little_endian: bool = True  # numbers least significant digit first (physar/language.py)
+    # the reading task: up to this many extra examples per training clip, each a random window of
+    # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
+    reading_examples: int = 0
     # the model: a Llama built from these sizes, or base_model (a local Hugging Face causal LM folder)
     base_model: str | None = None
     hidden_size: int = 256
@@ -54,8 +57,9 @@ class LMConfig(YamlConfig):
             bad("hidden_size", f"{self.hidden_size} is not a multiple of num_heads {self.num_heads}")
         if not 0 <= self.decimals <= 4:
             bad("decimals", f"must be in 0..4, got {self.decimals}")
-        if self.eval_clips < 0 or self.warmup_steps < 0:
-            bad("eval_clips" if self.eval_clips < 0 else "warmup_steps", "must be >= 0")
+        for key in ("eval_clips", "warmup_steps", "reading_examples"):
+            if getattr(self, key) < 0:
+                bad(key, f"must be >= 0, got {getattr(self, key)}")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

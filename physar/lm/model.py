@@ -41,13 +41,15 @@ def build_tokenizer(lang: PhysicsLanguage, base_model: str | Path | None = None)
 
 def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
     """A fresh Llama of the config's size over `tok`'s vocabulary, or cfg.base_model resized to it.
-    With cfg.visual_embeddings "codes", the visual tokens' embeddings start from the DDT tokenizer's
-    FSQ levels (`fsq_levels`)."""
+    With cfg.visual_embeddings "codes", the visual tokens' new embeddings start from the DDT
+    tokenizer's FSQ levels (`fsq_levels`); rows a base model already had are kept."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+    new_rows_from = 0  # the embedding rows this call creates (a base model's own rows stay as trained)
     if cfg.base_model:
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
+        new_rows_from = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tok))
     else:
         torch.manual_seed(cfg.seed)
@@ -64,7 +66,7 @@ def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
             raise ConfigError("visual_embeddings: 'codes' needs the DDT tokenizer's fsq_levels")
         visual = tok.convert_tokens_to_ids([f"<v{i}>" for i in range(math.prod(fsq_levels))])
         init_visual_embeddings(model.get_input_embeddings(), visual, fsq_levels, seed=cfg.seed,
-                               std=getattr(model.config, "initializer_range", 0.02))
+                               std=getattr(model.config, "initializer_range", 0.02), keep_below=new_rows_from)
     model.config.pad_token_id = tok.pad_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id

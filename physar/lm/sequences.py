@@ -11,6 +11,7 @@ from physar.data.generate import load_metadata
 from physar.errors import FrameDataError
 from physar.language import PhysicsLanguage
 from physar.tokenizer.codec import TOKENS_DIR, load_tokens
+from simulators.world import WORLD_SIZE
 
 
 def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int,
@@ -41,7 +42,28 @@ def clip_example(lang: PhysicsLanguage, record: dict, ids: np.ndarray) -> dict:
     cond = record["conditioning_frames"]
     return {"prompt": lang.text(lang.prompt(ids, cond, record["scene"])), "completion": lang.text(lang.completion(record, ids)),
             "video": record["video"], "scene": record["scene"], "conditioning_frames": cond,
-            "num_frames": record["num_frames"], "num_objects": len(record["radii"])}
+            "num_frames": record["num_frames"], "num_objects": len(record["radii"]), "record": record, "ids": ids}
+
+
+def reading_examples(lang: PhysicsLanguage, examples: list[dict], per_clip: int, seed: int) -> list[dict]:
+    """The reading task. A clip teaches reading a scene from its frames once (its <state> block),
+    a small share of its loss; here each clip gives up to `per_clip` more lessons: a random window
+    of as many frames as the conditioning ones as the prompt, and only the <state> block at the
+    window's last frame as the completion (trl appends <eos>). Windows where a ball is not wholly in
+    view are skipped (nothing to read). Constrained decoding never lets <eos> follow </state>, so
+    generation is unchanged. Give it training clips only: held-out clips must not leak."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for e in examples:
+        record, ids, cond = e["record"], e["ids"], e["conditioning_frames"]
+        xy, r = np.asarray(record["positions"]), np.asarray(record["radii"])[None, :, None]
+        in_view = np.all((xy - r >= 0) & (xy + r <= WORLD_SIZE), axis=(1, 2))  # [frames]
+        lasts = [t for t in range(cond - 1, len(ids)) if in_view[t - cond + 1:t + 1].all()]
+        for last in rng.permutation(lasts)[:per_clip]:
+            out.append({"prompt": lang.text(lang.prompt(ids[last - cond + 1:last + 1], cond, record["scene"])),
+                        "completion": lang.text(lang.state_block(record, int(last))), "video": e["video"],
+                        "scene": record["scene"], "last_frame": int(last)})
+    return out
 
 
 def load_examples(data_dirs: list[str | Path], lang: PhysicsLanguage, token_file: str = "ddt",

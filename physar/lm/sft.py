@@ -13,7 +13,7 @@ from physar.language import PhysicsLanguage
 from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
 from physar.lm.runs import check_run, json_log_callback, start_run
-from physar.lm.sequences import load_examples, split_examples
+from physar.lm.sequences import load_examples, reading_examples, split_examples
 from physar.tokenizer.codec import checkpoint_folder, weights_fingerprint
 
 
@@ -59,11 +59,12 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
+    reading = reading_examples(lang, train_examples, cfg.reading_examples, cfg.seed) if cfg.reading_examples else []
     model = build_model(cfg, tok, ddt.fsq_levels)
     start_run(run, cfg.to_dict())
 
     columns = ("prompt", "completion")
-    train_ds = Dataset.from_list([{k: e[k] for k in columns} for e in train_examples])
+    train_ds = Dataset.from_list([{k: e[k] for k in columns} for e in train_examples + reading])
     eval_ds = Dataset.from_list([{k: e[k] for k in columns} for e in eval_examples]) if eval_examples else None
     args = SFTConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
@@ -74,7 +75,9 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed, data_seed=cfg.seed,
         report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
-        dataloader_num_workers=0)
+        dataloader_num_workers=0,
+        # reading examples are ~10x shorter than clips: batch similar lengths together, not padded to a clip's
+        train_sampling_strategy="group_by_length" if reading else "random")
     log_path = run / "log.jsonl"
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                          callbacks=[json_log_callback(log_path)])
@@ -88,6 +91,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         info = {"conditioning_frames": examples[0]["conditioning_frames"], "num_frames": examples[0]["num_frames"],
                 "resolution": ddt.resolution, "max_objects": max(e["num_objects"] for e in examples),
                 "train_seconds": round(previous + seconds, 1), "steps": cfg.steps, "train_clips": len(train_examples),
+                "reading_examples": len(reading),
                 "eval_clips": len(eval_examples), "eval_loss": metrics.get("eval_loss"), "longest_sequence": longest,
                 "parameters": sum(p.numel() for p in model.parameters()), "config": cfg.to_dict()}
         save_checkpoint(run / "checkpoint", trainer.model, tok, lang, ddt_path, info)

@@ -32,11 +32,12 @@ def thermometer_features(levels: list[int]) -> np.ndarray:
 
 
 def init_visual_embeddings(embedding, visual_token_ids: list[int], levels: list[int], seed: int = 0,
-                           std: float = 0.02, structured_share: float = 0.8) -> None:
+                           std: float = 0.02, structured_share: float = 0.8, keep_below: int = 0) -> None:
     """Overwrite the rows `visual_token_ids` (the LM ids of <v0>, <v1>, ..., in DDT id order) of the
     [vocab, hidden] embedding weight: each a random projection of its thermometer features, with
     `structured_share` of the row's variance, plus independent noise; every row has per-entry std
-    `std` (the model's usual initializer range), so the visual rows are no larger than the rest."""
+    `std` (the model's usual initializer range), so the visual rows are no larger than the rest.
+    Rows with an id below `keep_below` (a base model's trained ones) are left as they are."""
     import torch
 
     features = torch.from_numpy(thermometer_features(levels))
@@ -47,5 +48,7 @@ def init_visual_embeddings(embedding, visual_token_ids: list[int], levels: list[
     projection = torch.randn(features.shape[1], hidden, generator=g) / features.shape[1] ** 0.5
     noise = torch.randn(len(features), hidden, generator=g)
     rows = structured_share ** 0.5 * features @ projection + (1 - structured_share) ** 0.5 * noise
+    ids = torch.tensor(visual_token_ids)
+    new = ids >= keep_below
     with torch.no_grad():
-        embedding.weight[torch.tensor(visual_token_ids)] = (std * rows).to(embedding.weight.dtype)
+        embedding.weight[ids[new]] = (std * rows[new]).to(embedding.weight.dtype)
