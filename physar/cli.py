@@ -280,6 +280,7 @@ def compare_cmd(
     convention: Convention = typer.Option(Convention.exact, help="Pixel-to-world mapping (see `physar evaluate --help`)."),
     batch_size: int = typer.Option(16, min=1, help="Clips generated together."),
     page: Optional[Path] = typer.Option(None, help="Also write a results page (Markdown, with this command line) and its plot (same name, .png), e.g. docs/results.md."),
+    reuse: bool = typer.Option(False, "--reuse", help="Do not generate again a row whose folder in --out already holds its report for the same weights and clips (earlier compares into the same --out)."),
 ):
     """Judge several LM checkpoints on the same simulated clips: velocity error per scene and bucket
     beside PhyWorld's published DiT errors and the GT floor, and velocity error against initial speed."""
@@ -292,7 +293,7 @@ def compare_cmd(
             raise typer.BadParameter(f"--row {item!r}: expected LABEL=CHECKPOINT")
         rows[label] = Path(path)
     command = "physar compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command))
+    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command, reuse=reuse))
 
 
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")

@@ -358,6 +358,29 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     assert cells[2] == cells[3] and len(cells[2].split(" / ")) == 3  # position / velocity / radius, same for a and b
 
 
+def test_compare_reuses_a_row_only_for_the_same_weights_and_clips(sft_run, tmp_path, monkeypatch):
+    import shutil
+
+    from physar.lm import assess
+
+    run, _ = sft_run
+    first = assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(assess, "evaluate_checkpoint", refuse)
+    assert assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False,
+                          reuse=True) == first
+    other = tmp_path / "other"  # other weights under the same label: generated again
+    shutil.copytree(run / "checkpoint", other)
+    (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes() + b" ")
+    with pytest.raises(AssertionError, match="generated again"):
+        assess.compare({"a": other}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False, reuse=True)
+    with pytest.raises(AssertionError, match="generated again"):  # without --reuse, always
+        assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False)
+
+
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):
     from physar.demo import run_demo
 

@@ -17,6 +17,7 @@ from physar.evaluation.evaluate import evaluate, initial_speed, is_small, label_
 from physar.evaluation.metrics import clip_errors
 from physar.language import object_order
 from physar.lm.generate import generate_dataset
+from physar.tokenizer.codec import weights_fingerprint
 
 READING_CAPTION = ("The model's <state> block against the simulator at the last conditioning frame: median error over "
                    "balls, world units (position and velocity as vector distances).")
@@ -52,11 +53,36 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
         if lang.symbolic:
             states.update(symbolic_velocity_error(data, videos))
             reading.update(state_reading_error(data, videos))
-    report = {"checkpoint": str(checkpoint), "symbolic": lang.symbolic, "convention": convention,
+    data_settings = {Path(r).stem: json.loads((data_root / Path(r).stem / "dataset.json").read_text())["settings"]
+                     for r in recipes}
+    report = {"checkpoint": str(checkpoint), "weights_sha256": weights_fingerprint(checkpoint),
+              "greedy": greedy, "data_settings": data_settings, "symbolic": lang.symbolic, "convention": convention,
               "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
               "seconds": round(time.time() - clock, 1)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[str | Path], data_root: str | Path,
+                    convention: str, greedy: bool = True) -> dict | None:
+    """An earlier `evaluate_checkpoint` report in `folder` that still holds: the same weights (by
+    fingerprint), pixel convention and decoding, and every recipe's clips in `data_root` simulated
+    with the settings it recorded. None when anything differs or is missing (old reports too)."""
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    if (report.get("weights_sha256") != weights_fingerprint(checkpoint) or report.get("convention") != convention
+            or report.get("greedy") != greedy):
+        return None
+    for name in (Path(r).stem for r in recipes):
+        info = Path(data_root) / name / "dataset.json"
+        if (name not in report.get("data_settings", {}) or not info.is_file()
+                or json.loads(info.read_text()).get("status") != "complete"
+                or json.loads(info.read_text())["settings"] != report["data_settings"][name]
+                or not (Path(folder) / "reports" / name / "clips.jsonl").is_file()):
+            return None
     return report
 
 
@@ -149,15 +175,20 @@ def report_markdown(report: dict) -> str:
 
 def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | Path, count: int | None = 150,
             convention: str = "exact", batch_size: int = 16, progress: bool = True, page: str | Path | None = None,
-            command: str | None = None) -> str:
+            command: str | None = None, reuse: bool = False) -> str:
     """Evaluate several checkpoints (label -> checkpoint) on the same simulated clips; one table
     of velocity error per scene and bucket, one column per row, PhyWorld's published DiT errors and
     the GT floor beside them, and a plot of error against initial speed. `page`: also write the
-    table and the plot as a results page (Markdown + PNG beside it) that records `command`."""
+    table and the plot as a results page (Markdown + PNG beside it) that records `command`.
+    `reuse`: a row whose folder in OUT holds a `finished_report` for its checkpoint is not generated again."""
     out = Path(out)
-    reports = {label: evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size, progress=progress,
-                                          data_root=out / "data")
-               for label, ckpt in rows.items()}
+    reports = {}
+    for label, ckpt in rows.items():
+        earlier = finished_report(out / label, ckpt, recipes, out / "data", convention) if reuse else None
+        if earlier is not None and progress:
+            print(f"{label}: reusing {out / label}/report.json (same weights, same clips)")
+        reports[label] = earlier or evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size,
+                                                        progress=progress, data_root=out / "data")
     clips = {label: [json.loads(line) for recipe in map(Path, recipes)
                      for line in (out / label / "reports" / recipe.stem / "clips.jsonl").read_text().splitlines()]
              for label in rows}
@@ -167,7 +198,7 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
                                paired_differences(clips),
                                {k: v["state_reading"] for k, v in reports.items() if v.get("state_reading")})
     (out / "comparison.md").write_text(text)
-    (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), **{key: v[key] for key in (
+    (out / "comparison.json").write_text(json.dumps({k: {"checkpoint": str(rows[k]), **{key: v.get(key) for key in (
         "velocity", "symbolic_velocity", "state_reading", "generation")}} for k, v in reports.items()}, indent=1))
     plot_comparison(clips, out / "velocity_vs_speed.png")
     if page is not None:
