@@ -392,11 +392,12 @@ def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_
     assert set(data["model"]) == {"uniform", "collision", "parabola"}
 
 
-def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path):
-    """checkpoints/sft_cpu with its DDT tokenizer: one uniform clip, generated and parsed back."""
+@pytest.mark.parametrize("name, ddt", [("sft_cpu", "ddt_cpu"), ("sft_cpu_v2", "ddt_cpu_v2")])
+def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
+    """A shipped LM with its DDT tokenizer: one uniform clip, generated and parsed back."""
     from conftest import ROOT
 
-    shipped = ROOT / "checkpoints" / "sft_cpu"
+    shipped = ROOT / "checkpoints" / name
     if not (shipped / "physar.json").is_file():
         pytest.skip("no shipped LM checkpoint")
     model, tok, lang, meta = load_checkpoint(shipped)
@@ -406,6 +407,8 @@ def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path):
     assert report["parse_rate"] == 1.0
     line = json.loads((tmp_path / "out" / "trajectories.jsonl").read_text())
     assert line["objects"][0]["color"] == [255, 0, 0]  # it reads the red ball off the conditioning frames
+    assert abs(line["objects"][0]["vx"] - 2.5) < 1.0 and abs(line["objects"][0]["r"] - 1.0) < 0.3
+    assert meta["tokenizer"] == str((ROOT / "checkpoints" / ddt).resolve())
     assert read_video(tmp_path / "out" / "clip.mp4").shape == (32, 64, 64, 3)
 
 
