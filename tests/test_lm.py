@@ -103,6 +103,8 @@ def test_sft_with_reading_examples_trains_on_clips_and_windows(tokenized, tmp_pa
     assert info["eval_loss"] is not None and np.isfinite(info["eval_loss"])
     with pytest.raises(ConfigError, match="reading_examples"):
         LMConfig(reading_examples=-1)
+    with pytest.raises(ConfigError, match="reading_examples: needs the symbolic format"):
+        train_sft(cfg, tmp_path / "visual", symbolic=False, progress=False)
 
 
 def test_resume_continues_from_the_last_checkpoint(sft_run, tokenized, tmp_path):

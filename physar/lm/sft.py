@@ -49,6 +49,8 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
             setattr(cfg, key, value)
     if not cfg.data:
         raise ConfigError("data: no dataset folders (give --data or set data: in the config)")
+    if cfg.reading_examples and not cfg.symbolic:
+        raise ConfigError("reading_examples: needs the symbolic format (the visual-only one has no <state> block to read into)")
     run = Path(out)
     last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
