@@ -58,10 +58,10 @@ def main() -> None:
     print("| role | tokens per clip | " + " | ".join(f"`{c}`: nats (share of loss)" for c in results) + " |")
     print("|---|---:|" + "---:|" * len(results))
     for role in roles:
-        counts = {n / clips for stats, clips in results.values() for _, n in [stats.get(role, (0, 0))]}
+        per_clip = next(stats[role][1] / clips for stats, clips in results.values() if role in stats)
         cells = [f"{stats[role][0]:.3f} ({stats[role][0] * stats[role][1] / total[c]:.0%})" if role in stats else "-"
                  for c, (stats, _) in results.items()]
-        print(f"| {role} | {'/'.join(f'{n:.1f}' for n in sorted(counts))} | " + " | ".join(cells) + " |")
+        print(f"| {role} | {per_clip:.1f} | " + " | ".join(cells) + " |")
     print("| all (mean) | - | " + " | ".join(f"{total[c] / sum(n for _, n in stats.values()):.3f}"
                                             for c, (stats, _) in results.items()) + " |")
 

@@ -77,13 +77,20 @@ def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[st
             or report.get("greedy") != greedy):
         return None
     for name in (Path(r).stem for r in recipes):
-        info = Path(data_root) / name / "dataset.json"
-        if (name not in report.get("data_settings", {}) or not info.is_file()
-                or json.loads(info.read_text()).get("status") != "complete"
-                or json.loads(info.read_text())["settings"] != report["data_settings"][name]
+        path = Path(data_root) / name / "dataset.json"
+        info = json.loads(path.read_text()) if path.is_file() else {}
+        if (info.get("status") != "complete" or info.get("settings") != report.get("data_settings", {}).get(name)
                 or not (Path(folder) / "reports" / name / "clips.jsonl").is_file()):
             return None
     return report
+
+
+def generated_clips(data_dir: str | Path, videos_dir: str | Path):
+    """(metadata record, generated trajectory) for each line of VIDEOS_DIR/trajectories.jsonl."""
+    records = {r["video"]: r for r in load_metadata(data_dir)}
+    for line in (Path(videos_dir) / "trajectories.jsonl").read_text().splitlines():
+        generated = json.loads(line)
+        yield records[generated["video"]], generated
 
 
 def symbolic_velocity_error(data_dir: str | Path, videos_dir: str | Path) -> dict:
@@ -91,11 +98,8 @@ def symbolic_velocity_error(data_dir: str | Path, videos_dir: str | Path) -> dic
     instead of its decoded frames: how well the LM learnt the physics, apart from how well it
     draws it. A ball the model did not name is handled as the evaluator handles a ball it cannot
     find (PhyWorld's edge fallback)."""
-    records = {r["video"]: r for r in load_metadata(data_dir)}
     clips = []
-    for line in (Path(videos_dir) / "trajectories.jsonl").read_text().splitlines():
-        generated = json.loads(line)
-        r = records[generated["video"]]
+    for r, generated in generated_clips(data_dir, videos_dir):
         cond, frames, balls = r["conditioning_frames"], r["num_frames"], len(r["radii"])
         positions, found = np.full((frames, balls, 2), np.nan), np.zeros((frames, balls), dtype=bool)
         states = np.asarray(generated["positions"])  # [frames - cond, objects the model named, 2]
@@ -115,12 +119,9 @@ def state_reading_error(data_dir: str | Path, videos_dir: str | Path) -> dict:
     ball's radius, position and velocity) against the simulator's at the last conditioning frame,
     per scene and group ("in", "out": every OOD bucket). Medians over balls, world units; balls the
     model did not name are counted in `missed`, not in the medians."""
-    records = {r["video"]: r for r in load_metadata(data_dir)}
     balls: dict[tuple[str, str], list[list[float]]] = {}
     missed: dict[tuple[str, str], int] = {}
-    for line in (Path(videos_dir) / "trajectories.jsonl").read_text().splitlines():
-        generated = json.loads(line)
-        r = records[generated["video"]]
+    for r, generated in generated_clips(data_dir, videos_dir):
         key = (r["scene"], "in" if r["bucket"] == "in" else "out")
         last = r["conditioning_frames"] - 1
         for i, j in enumerate(object_order(generated["objects"], r["colors"])):

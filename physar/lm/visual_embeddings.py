@@ -14,13 +14,15 @@ each of the ids that have it. A small random part keeps every row distinct; all 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def fsq_digits(levels: list[int]) -> np.ndarray:
     """[prod(levels), d] the level (0..L-1) of each code dimension for every id, as FSQ numbers them."""
-    basis = np.cumprod([1] + list(levels[:-1]))
-    ids = np.arange(int(np.prod(levels)))
-    return (ids[:, None] // basis) % np.asarray(levels)
+    from physar.tokenizer.fsq import FSQ
+
+    fsq = FSQ(levels)
+    return fsq.ids_to_digits(torch.arange(fsq.codebook_size)).numpy()
 
 
 def thermometer_features(levels: list[int]) -> np.ndarray:
@@ -38,8 +40,6 @@ def init_visual_embeddings(embedding, visual_token_ids: list[int], levels: list[
     `structured_share` of the row's variance, plus independent noise; every row has per-entry std
     `std` (the model's usual initializer range), so the visual rows are no larger than the rest.
     Rows with an id below `keep_below` (a base model's trained ones) are left as they are."""
-    import torch
-
     features = torch.from_numpy(thermometer_features(levels))
     if len(visual_token_ids) != len(features):
         raise ValueError(f"{len(visual_token_ids)} visual tokens for an FSQ codebook of {len(features)} codes")

@@ -33,9 +33,12 @@ class FSQ(nn.Module):
         digits = (codes * half + half).round().long()
         return (digits * self.basis).sum(-1)
 
-    def ids_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
+    def ids_to_digits(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids [...] -> [..., d] each dimension's level, 0..L_i - 1."""
         if ids.min() < 0 or ids.max() >= self.codebook_size:
             raise ValueError(f"token ids must lie in [0, {self.codebook_size}), got {int(ids.min())}..{int(ids.max())}")
+        return (ids[..., None] // self.basis) % self.levels
+
+    def ids_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
         half = self.levels // 2
-        digits = (ids[..., None] // self.basis) % self.levels
-        return ((digits - half).float() / half.float())
+        return (self.ids_to_digits(ids) - half).float() / half.float()
