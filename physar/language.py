@@ -4,7 +4,7 @@
     completion  <state> <obj> <red> <r> 1.05 <x> 2.31 <y> 6.40 <vx> 3.20 <vy> 0.00 ... </state>
                 (numbers shown in decimal here; written as below)
                 then per later frame: <frame> <p> x y (per object) and its K visual tokens
-                (the tokenizer's <eos> closes it)
+                (the tokenizer's <eos> closes it); with frame_velocity, <p> x y vx vy
 
 Numbers are written digit by digit, so an unseen value is made of seen tokens. By default they
 are little-endian fixed point: an optional <->, then exactly `decimals` + 2 digits, least
@@ -17,6 +17,15 @@ the first checkpoints' order: <-> <0> <.> <5> <3>.
 Visual tokens <v0> ... are DDT token ids, written coarse first (the reverse of the tokenizer's
 index order, as Selftok recommends). `symbolic=False` is the visual-only ablation: no <state>
 block and no per-frame positions.
+
+`frame_velocity=True` writes each ball's velocity beside its position in every frame, so each
+frame holds the whole state (position and velocity: what the next frame follows from). Without
+it the model must find the velocity in the <state> block, scale it by the frame time and add it
+to the last position; measured on `sft_cpu_v2`, it does not: given the simulator's own <state>
+block its uniform-motion velocity error barely falls (0.76 -> 0.65 units/s,
+benchmarks/lm_given_state.py), its steps wander from frame to frame. With the velocity in the
+frame before, the next velocity is a copy (uniform), a fixed decrement (gravity) or a collision,
+and the next position a local addition. It makes frames about 10 tokens longer per ball.
 
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
@@ -57,14 +66,17 @@ class Clip:
     objects: list[dict] = field(default_factory=list)
     positions: np.ndarray | None = None
     visual: np.ndarray | None = None
+    velocities: np.ndarray | None = None  # [F, N, 2] per generated frame (frame_velocity only)
 
 
 class PhysicsLanguage:
     def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
-                 scene_token: bool = True, little_endian: bool = True):
+                 scene_token: bool = True, little_endian: bool = True, frame_velocity: bool = False):
+        if frame_velocity and not symbolic:
+            raise LanguageError("frame_velocity needs the symbolic format (the visual-only one writes no states)")
         self.codebook_size, self.tokens_per_frame = codebook_size, tokens_per_frame
         self.decimals, self.symbolic, self.scene_token = decimals, symbolic, scene_token
-        self.little_endian = little_endian
+        self.little_endian, self.frame_velocity = little_endian, frame_velocity
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -123,13 +135,15 @@ class PhysicsLanguage:
         """From a metadata record (positions, velocities, radii, colors) and the clip's visual ids
         [T, K] (index order): everything after the conditioning frames."""
         cond = record["conditioning_frames"]
-        positions = np.asarray(record["positions"])
+        positions, velocities = np.asarray(record["positions"]), np.asarray(record["velocities"])
         out = self.state_block(record, cond - 1) if self.symbolic else []
         for k in range(cond, len(visual_ids)):
             out.append("<frame>")
             if self.symbolic:
-                for x, y in positions[k]:
+                for (x, y), (vx, vy) in zip(positions[k], velocities[k]):
                     out += ["<p>"] + self.number(x) + self.number(y)
+                    if self.frame_velocity:
+                        out += self.number(vx) + self.number(vy)
             out += self.frame_tokens(visual_ids[k])
         return out
 
@@ -153,7 +167,8 @@ class PhysicsLanguage:
         """The longest completion the grammar allows (numbers at their longest), <eos> included."""
         number = self.number_length
         state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
-        frame = 1 + (max_objects * (1 + 2 * number) if self.symbolic else 0) + self.tokens_per_frame
+        per_ball = 1 + (4 if self.frame_velocity else 2) * number
+        frame = 1 + (max_objects * per_ball if self.symbolic else 0) + self.tokens_per_frame
         return state + num_frames * frame + 1
 
     def parse(self, tokens: list[str] | str, num_frames: int, max_objects: int | None = None) -> Clip:
@@ -208,8 +223,8 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
         elif t in DIGITS or t == SIGN:
             if in_state:
                 role = f"state {field}"
-            else:  # <p> x y: two numbers of len(places) digits each, a sign before either
-                axis = "x" if digit < len(places) else "y"
+            else:  # <p> x y [vx vy]: numbers of len(places) digits each, a sign before any
+                axis = ("x", "y", "vx", "vy")[min(digit // len(places), 3)]
                 role = f"position {axis} sign" if t == SIGN else f"position {axis} {places[digit % len(places)]}"
             digit += t != SIGN
         elif t in lang.colors:
@@ -236,6 +251,7 @@ class SequenceParser:
         self.max_objects = len(lang.colors) if max_objects is None else max_objects
         self.objects: list[dict] = []
         self.positions: list[list[tuple[float, float]]] = []
+        self.velocities: list[list[tuple[float, float]]] = []
         self.visual: list[list[int]] = []
         self.done = False
         self._plan = self._grammar()
@@ -263,13 +279,18 @@ class SequenceParser:
                 self.objects.append(obj)
         for _ in range(self.num_frames):
             yield one["<frame>"]
-            frame = []
+            frame, speeds = [], []
             for _ in self.objects if lang.symbolic else ():
                 yield one["<p>"]
                 x = yield from self._number()
                 y = yield from self._number()
                 frame.append((x, y))
+                if lang.frame_velocity:
+                    vx = yield from self._number()
+                    vy = yield from self._number()
+                    speeds.append((vx, vy))
             self.positions.append(frame)
+            self.velocities.append(speeds)
             ids = []
             for _ in range(lang.tokens_per_frame):
                 token = yield e["visual"]
@@ -322,6 +343,9 @@ class SequenceParser:
         self._expect = self._plan.send(token)
 
     def result(self) -> Clip:
-        positions = np.array(self.positions, dtype=float).reshape(len(self.positions), len(self.objects), 2) \
-            if self.lang.symbolic else None
-        return Clip(self.objects, positions, np.array(self.visual, dtype=np.int64))
+        def per_frame(values):
+            return np.array(values, dtype=float).reshape(len(values), len(self.objects), 2)
+
+        positions = per_frame(self.positions) if self.lang.symbolic else None
+        velocities = per_frame(self.velocities) if self.lang.frame_velocity else None
+        return Clip(self.objects, positions, np.array(self.visual, dtype=np.int64), velocities)

@@ -7,7 +7,7 @@ import pytest
 from conftest import trajectories
 
 from physar.data.generate import clip_record
-from physar.language import LanguageError, PhysicsLanguage, SequenceParser, split_tokens
+from physar.language import LanguageError, PhysicsLanguage, SequenceParser, split_tokens, token_roles
 
 K, CODEBOOK = 4, 64
 
@@ -159,3 +159,28 @@ def test_token_roles_name_each_digit_by_its_place():
     assert sum(r == "state vx" for r in roles[:first_frame]) >= 2 * 4  # two balls, at least 4 digits each
     with pytest.raises(LanguageError, match="little-endian"):
         token_roles(completion, PhysicsLanguage(CODEBOOK, K, little_endian=False))
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
+def test_frame_velocity_writes_and_reads_each_frames_velocity(scene):
+    lang, plain = PhysicsLanguage(CODEBOOK, K, frame_velocity=True), PhysicsLanguage(CODEBOOK, K)
+    record = record_of(scene, 3)
+    ids = visual_ids(32)
+    completion = lang.completion(record, ids)
+    balls = len(record["radii"])
+    assert len(completion) >= len(plain.completion(record, ids)) + 29 * balls * 2 * 4  # two numbers more per ball
+    assert len(completion) + 1 <= lang.max_completion_length(29, balls)
+    clip = lang.parse(completion, 29)
+    assert np.abs(clip.velocities - np.asarray(record["velocities"])[3:]).max() <= 0.005 + 1e-9
+    assert np.abs(clip.positions - np.asarray(record["positions"])[3:]).max() <= 0.005 + 1e-9
+    assert np.array_equal(clip.visual, ids[3:]) and plain.parse(plain.completion(record, ids), 29).velocities is None
+    # the two formats do not read each other's sequences
+    with pytest.raises(LanguageError):
+        plain.parse(completion, 29)
+    roles = token_roles(completion, lang)
+    first_frame = completion.index("<frame>")
+    vx = [(t, r) for t, r in zip(completion[first_frame:], roles[first_frame:]) if r.startswith("position vx ")]
+    value = sum(int(t[1:-1]) * float(r.split()[-1]) for t, r in vx[:4])  # the first ball's |vx|, from its places
+    assert value == pytest.approx(abs(record["velocities"][3][0][0]), abs=0.005 + 1e-9)
+    with pytest.raises(LanguageError, match="symbolic"):
+        PhysicsLanguage(CODEBOOK, K, symbolic=False, frame_velocity=True)

@@ -207,6 +207,47 @@ def test_generation_parses_and_writes_videos_the_evaluator_reads(sft_run, tokeni
     assert (tmp_path / "u" / "report.json").is_file()
 
 
+def test_forced_state_block_is_kept_and_the_rest_is_generated_to_parse(sft_run, tokenized):
+    """The simulator's <state> block forced as the start of each completion (the given-state
+    diagnostic): rows of one batch whose blocks differ in length (one ball or two) still line up."""
+    from physar.lm.generate import generate_sequences
+    from physar.tokenizer.codec import encode_clip, load_tokenizer
+
+    run, _ = sft_run
+    model, tok, lang, meta = load_checkpoint(run)
+    ddt, cond = load_tokenizer(meta["tokenizer"]), meta["conditioning_frames"]
+    records = load_metadata(tokenized / "uniform")[:2] + load_metadata(tokenized / "collision")[:2]
+    prefixes = [lang.state_block(r, cond - 1) for r in records]
+    assert len({len(p) for p in prefixes}) > 1
+    prompts = np.stack([encode_clip(ddt, read_video(tokenized / r["scene"] / r["video"])[:cond]) for r in records])
+    clips = generate_sequences(model, tok, lang, prompts, meta["num_frames"] - cond, cond, meta["max_objects"],
+                               scenes=[r["scene"] for r in records], prefixes=prefixes)
+    for record, clip in zip(records, clips):
+        assert not isinstance(clip, str), clip
+        assert clip.positions.shape == (meta["num_frames"] - cond, len(record["radii"]), 2)
+        for obj, color, (x, y), (vx, vy) in zip(clip.objects, record["colors"], record["positions"][cond - 1],
+                                                 record["velocities"][cond - 1]):
+            assert obj["color"] == list(color)
+            assert np.allclose([obj["x"], obj["y"], obj["vx"], obj["vy"]], [x, y, vx, vy], atol=0.006)
+
+
+def test_frame_velocity_format_trains_saves_and_generates_velocities(tokenized, tmp_path):
+    """frame_velocity: the language setting travels with the checkpoint, and generation records
+    the velocities the model wrote for every frame (batched by length here)."""
+    with pytest.raises(ConfigError, match="frame_velocity"):
+        tiny_lm([tokenized / "uniform"], tokenized / "ddt", symbolic=False, frame_velocity=True)
+    cfg = tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt", frame_velocity=True,
+                  group_by_length=True, max_length=1536, steps=4, eval_every=4, save_every=4)
+    train_sft(cfg, tmp_path / "run", progress=False)
+    _, _, lang, meta = load_checkpoint(tmp_path / "run")
+    assert lang.frame_velocity and meta["language"]["frame_velocity"] is True
+    generate_dataset(tmp_path / "run", tokenized / "collision", tmp_path / "gen", limit=2, previews=False, progress=False)
+    for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        shape = np.asarray(clip["velocities"]).shape  # one pair per frame and ball the (4-step) model named
+        assert shape == np.asarray(clip["positions"]).shape and shape[0] == 29 and shape[2] == 2
+
+
 def test_single_clip_from_scene_parameters(sft_run, tmp_path):
     run, _ = sft_run
     data = single_clip_dataset(tmp_path / "in", run, scene="uniform", params=dict(velocity=5.2, radius=1.0))

@@ -19,6 +19,7 @@ class LMConfig(YamlConfig):
     scene_token: bool = True  # the prompt names the scene (uniform, collision, parabola): see physar/language.py
     decimals: int = 2
     little_endian: bool = True  # numbers least significant digit first (physar/language.py)
+    frame_velocity: bool = False  # every frame writes each ball's velocity beside its position (physar/language.py)
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -32,6 +33,9 @@ class LMConfig(YamlConfig):
     # DDT id's FSQ levels, so ids a level apart start close: physar/lm/visual_embeddings.py)
     visual_embeddings: str = "random"
     max_length: int = 1280  # longest prompt + completion, in tokens
+    # batch sequences of similar length (mostly one scene a batch) instead of at random: less padding
+    # when the scenes' lengths differ much (always on with reading_examples)
+    group_by_length: bool = False
     # training (trl SFTTrainer)
     batch_size: int = 8
     gradient_accumulation: int = 1
@@ -60,6 +64,8 @@ class LMConfig(YamlConfig):
         for key in ("eval_clips", "warmup_steps", "reading_examples"):
             if getattr(self, key) < 0:
                 bad(key, f"must be >= 0, got {getattr(self, key)}")
+        if self.frame_velocity and not self.symbolic:
+            bad("frame_velocity", "needs symbolic: true (the visual-only format writes no states)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

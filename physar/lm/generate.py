@@ -27,10 +27,13 @@ from physar.video import read_video, write_video
 class GrammarConstraint(LogitsProcessor):
     """Masks every token the physics language does not allow next, one parser per batch row, so
     every finished sequence parses. Made fresh for each `generate` call: the first call fixes the
-    batch size and the (left-padded) prompt length."""
+    batch size and the (left-padded) prompt length. `prefixes` (one token list per row) are
+    completion tokens already placed at the end of the prompts: the parsers read them first."""
 
-    def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int | None = None):
+    def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int | None = None,
+                 prefixes: list[list[str]] | None = None):
         self.lang, self.num_frames, self.max_objects = lang, num_frames, max_objects
+        self.prefixes = prefixes
         self.parsers: list[SequenceParser] | None = None
         self.prompt_length = 0
         # the language's <eos> is whatever the tokenizer ends sequences with (a base model's own)
@@ -52,6 +55,9 @@ class GrammarConstraint(LogitsProcessor):
         if self.parsers is None:
             self.prompt_length = input_ids.shape[1]
             self.parsers = [SequenceParser(self.lang, self.num_frames, self.max_objects) for _ in range(len(input_ids))]
+            for parser, prefix in zip(self.parsers, self.prefixes or ()):
+                for token in prefix:
+                    parser.feed(token)
         elif input_ids.shape[1] > self.prompt_length:
             for row, parser in zip(input_ids[:, -1].tolist(), self.parsers):
                 if not parser.done:
@@ -76,24 +82,30 @@ def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: i
 @torch.no_grad()
 def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray, num_frames: int,
                        conditioning_frames: int, max_objects: int, greedy: bool = True, temperature: float = 1.0,
-                       top_k: int | None = None, seed: int = 0, scenes: list[str] | None = None) -> list[Clip | str]:
+                       top_k: int | None = None, seed: int = 0, scenes: list[str] | None = None,
+                       prefixes: list[list[str]] | None = None) -> list[Clip | str]:
     """One batch: prompt visual ids [B, C, K] (index order) and each row's scene -> per row, the parsed clip of
     `num_frames` generated frames, or the parser's error message. The output is read back from
-    the generated ids by the language's parser, independently of the constraint."""
+    the generated ids by the language's parser, independently of the constraint. `prefixes`
+    forces the start of each row's completion (e.g. the simulator's own <state> block, to see how
+    the model continues from a perfect reading); the parsed clip includes them."""
     torch.manual_seed(seed)
     scenes = scenes or [None] * len(prompt_ids)
-    texts = [lang.text(lang.prompt(ids, conditioning_frames, scene)) for ids, scene in zip(prompt_ids, scenes)]
+    prefixes = prefixes or [[] for _ in prompt_ids]
+    texts = [lang.text(lang.prompt(ids, conditioning_frames, scene) + prefix)
+             for ids, scene, prefix in zip(prompt_ids, scenes, prefixes)]
     enc = tok(texts, return_tensors="pt", padding=True)
     prompt_length = enc["input_ids"].shape[1]
-    constraint = GrammarConstraint(lang, tok, num_frames, max_objects)
+    constraint = GrammarConstraint(lang, tok, num_frames, max_objects, prefixes)
     sampling = {"temperature": temperature, "top_k": top_k or 0} if not greedy else {}
     budget = lang.max_completion_length(num_frames, max_objects)  # the grammar ends every row within it
+    budget -= min(map(len, prefixes))
     output = model.generate(**enc, max_new_tokens=budget, do_sample=not greedy, use_cache=True,
                             logits_processor=LogitsProcessorList([constraint]), pad_token_id=tok.pad_token_id,
                             eos_token_id=tok.eos_token_id, **sampling)
     clips = []
-    for row in output[:, prompt_length:].tolist():
-        tokens = [t for t in tok.convert_ids_to_tokens(row) if t not in (tok.pad_token, tok.eos_token)]
+    for prefix, row in zip(prefixes, output[:, prompt_length:].tolist()):
+        tokens = prefix + [t for t in tok.convert_ids_to_tokens(row) if t not in (tok.pad_token, tok.eos_token)]
         try:
             clips.append(lang.parse(tokens, num_frames, max_objects))
         except LanguageError as e:
@@ -164,6 +176,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
                     found.append(agree["found"])
                 log.write(json.dumps({"video": record["video"], "objects": clip.objects,
                                       "positions": None if clip.positions is None else clip.positions.round(4).tolist(),
+                                      **({} if clip.velocities is None else {"velocities": clip.velocities.round(4).tolist()}),
                                       "visual_ids": ids.tolist()}) + "\n")
                 rows.append(record)
             bar.update(len(batch))

@@ -56,7 +56,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
     lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
-                           cfg.little_endian)
+                           cfg.little_endian, cfg.frame_velocity)
     tok = build_tokenizer(lang, cfg.base_model)
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
@@ -79,7 +79,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
         dataloader_num_workers=0,
         # reading examples are ~10x shorter than clips: batch similar lengths together, not padded to a clip's
-        train_sampling_strategy="group_by_length" if reading else "random")
+        train_sampling_strategy="group_by_length" if reading or cfg.group_by_length else "random")
     log_path = run / "log.jsonl"
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                          callbacks=[json_log_callback(log_path)])
