@@ -10,11 +10,26 @@ from pathlib import Path
 
 from physar.errors import ConfigError
 from physar.language import PhysicsLanguage
+from physar.lm.batching import BucketedSampler
 from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
 from physar.lm.runs import check_run, json_log_callback, start_run
 from physar.lm.sequences import load_examples, reading_examples, split_examples
 from physar.tokenizer.codec import checkpoint_folder, weights_fingerprint
+
+
+def bucketed_trainer(trainer_class):
+    """`trainer_class` (trl's SFTTrainer) whose batches each hold sequences of one length bucket,
+    in random order (physar/lm/batching.py)."""
+
+    class BucketedTrainer(trainer_class):
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return BucketedSampler(lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                   seed=self.args.seed)
+
+    return BucketedTrainer
 
 
 def ddt_config(tokenizer_path: str | Path):
@@ -77,12 +92,12 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed, data_seed=cfg.seed,
         report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
-        dataloader_num_workers=0,
-        # reading examples are ~10x shorter than clips: batch similar lengths together, not padded to a clip's
-        train_sampling_strategy="group_by_length" if reading or cfg.group_by_length else "random")
+        dataloader_num_workers=0)
     log_path = run / "log.jsonl"
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
-                         callbacks=[json_log_callback(log_path)])
+    # reading examples are ~10x shorter than clips: batch similar lengths together, not padded to a clip's
+    trainer_class = bucketed_trainer(SFTTrainer) if reading or cfg.group_by_length else SFTTrainer
+    trainer = trainer_class(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
+                            callbacks=[json_log_callback(log_path)])
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)
     seconds = time.time() - clock
