@@ -5,9 +5,10 @@ velocities is 1575 tokens, one ball 930): padded together, every batch costs the
 price. Hugging Face's `group_by_length` sorts each mega-batch of 50 batches by length and hands the
 batches out in that order, so the model sees ~17 collision batches in a row, then ~33 of the other
 scenes, each run ordered by fine length differences (minus signs: negative velocities together).
-Measured: an SFT run so batched (configs/lm/cpu_v2_velocity.yaml) stood at loss 2.43 at step 300,
-where the same data at random stood at 1.48. Here each batch is still drawn from one length bucket,
-but the buckets are coarse and the batches come in random order.
+Measured (configs/lm/cpu_v2_velocity.yaml, 2-core CPU): so batched, the run's training loss stood
+at 2.43 at step 300 (eval 2.45) and had barely moved since step 150; batched here, the same run
+stood at 1.40 (eval 1.36). Here each batch is still drawn from one length bucket (coarse: 128
+tokens), but the batches come in random order.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ class LMConfig(YamlConfig):
     # DDT id's FSQ levels, so ids a level apart start close: physar/lm/visual_embeddings.py)
     visual_embeddings: str = "random"
     max_length: int = 1280  # longest prompt + completion, in tokens
-    # batch sequences of similar length (mostly one scene a batch) instead of at random: less padding
-    # when the scenes' lengths differ much (always on with reading_examples)
+    # each batch from one length bucket (mostly one scene), batches in random order: less padding when
+    # the scenes' lengths differ much (physar/lm/batching.py; always on with reading_examples)
     group_by_length: bool = False
     # training (trl SFTTrainer)
     batch_size: int = 8
