@@ -24,17 +24,17 @@ import numpy as np
 
 from physar.data.generate import load_metadata
 from physar.lm.assess import state_reading_error, symbolic_velocity_error
-from physar.lm.generate import generate_sequences
+from physar.lm.generate import generate_sequences, trajectory_line
 from physar.lm.model import load_checkpoint
 from physar.tokenizer.codec import encode_clip, load_tokenizer
 from physar.video import read_video
 
 
-def write_trajectories(checkpoint: str, data_dir: str, out: Path, given_state: bool, limit: int | None,
+def write_trajectories(loaded: tuple, data_dir: str, out: Path, given_state: bool, limit: int | None,
                        batch_size: int = 16) -> int:
-    """out/trajectories.jsonl (as `physar generate` writes it); returns the number of clips that failed to parse."""
-    model, tok, lang, meta = load_checkpoint(checkpoint)
-    ddt = load_tokenizer(meta["tokenizer"])
+    """out/trajectories.jsonl (as `physar generate` writes it, without decoding any frames) from a
+    loaded checkpoint (model, tok, lang, meta, DDT); returns the number of clips that failed to parse."""
+    model, tok, lang, meta, ddt = loaded
     cond, total = meta["conditioning_frames"], meta["num_frames"]
     records = load_metadata(data_dir)[:limit]
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +50,7 @@ def write_trajectories(checkpoint: str, data_dir: str, out: Path, given_state: b
                 if isinstance(clip, str):
                     failed += 1
                     continue
-                log.write(json.dumps({"video": record["video"], "objects": clip.objects,
-                                      "positions": clip.positions.round(4).tolist()}) + "\n")
+                log.write(json.dumps(trajectory_line(record, clip)) + "\n")
     return failed
 
 
@@ -68,9 +67,11 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for checkpoint in args.checkpoints:
+            model, tok, lang, meta = load_checkpoint(checkpoint)
+            loaded = (model, tok, lang, meta, load_tokenizer(meta["tokenizer"]))
             for data_dir in args.data:
-                folders = {mode: Path(tmp) / f"{abs(hash((checkpoint, data_dir)))}-{mode}" for mode in ("own", "given")}
-                failed = {mode: write_trajectories(checkpoint, data_dir, folder, mode == "given", args.limit)
+                folders = {mode: Path(tmp) / mode for mode in ("own", "given")}  # rewritten for every pair
+                failed = {mode: write_trajectories(loaded, data_dir, folder, mode == "given", args.limit)
                           for mode, folder in folders.items()}
                 errors = {mode: symbolic_velocity_error(data_dir, folder) for mode, folder in folders.items()}
                 reading = state_reading_error(data_dir, folders["own"])

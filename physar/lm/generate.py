@@ -113,6 +113,15 @@ def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray
     return clips
 
 
+def trajectory_line(record: dict, clip: Clip) -> dict:
+    """What trajectories.jsonl keeps of a generated clip (physar.lm.assess reads it back)."""
+    line = {"video": record["video"], "objects": clip.objects,
+            "positions": None if clip.positions is None else clip.positions.round(4).tolist()}
+    if clip.velocities is not None:
+        line["velocities"] = clip.velocities.round(4).tolist()
+    return line
+
+
 def symbolic_agreement(frames: np.ndarray, clip: Clip, resolution: int) -> dict:
     """Where the decoded frames put each ball vs where the model's own states say it is:
     distances in pixels (exact mapping), over the generated frames where the ball is found."""
@@ -174,10 +183,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
                 agreement += agree.get("distances_px", [])
                 if agree:
                     found.append(agree["found"])
-                log.write(json.dumps({"video": record["video"], "objects": clip.objects,
-                                      "positions": None if clip.positions is None else clip.positions.round(4).tolist(),
-                                      **({} if clip.velocities is None else {"velocities": clip.velocities.round(4).tolist()}),
-                                      "visual_ids": ids.tolist()}) + "\n")
+                log.write(json.dumps({**trajectory_line(record, clip), "visual_ids": ids.tolist()}) + "\n")
                 rows.append(record)
             bar.update(len(batch))
     bar.close()

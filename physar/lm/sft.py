@@ -94,7 +94,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
         dataloader_num_workers=0)
     log_path = run / "log.jsonl"
-    # reading examples are ~10x shorter than clips: batch similar lengths together, not padded to a clip's
+    # batch similar lengths together (reading examples are ~10x shorter than clips; scenes differ too)
     trainer_class = bucketed_trainer(SFTTrainer) if reading or cfg.group_by_length else SFTTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                             callbacks=[json_log_callback(log_path)])
