@@ -9,6 +9,10 @@ reading could buy; what is left in the given column is the roll-out's own error.
     python benchmarks/lm_given_state.py checkpoints/sft_cpu_v2 runs/sft_v2_reading \\
         --data outputs/compare_v2/data/uniform outputs/compare_v2/data/collision outputs/compare_v2/data/parabola
 
+For a frame_displacement checkpoint the last column is its arithmetic: the share of written
+positions (per frame, ball and axis, own reading) that are exactly the last written position plus
+the written step, over the whole folder (both groups; - for other formats).
+
 Greedy decoding, no DDT decoding. On the 2-core CPU machine, the three 62-clip sets above: 4 min for
 `sft_cpu_v2`, 7 min for the longer frame_velocity sequences (both modes).
 """
@@ -28,6 +32,7 @@ from physar.lm.generate import generate_sequences, trajectory_line
 from physar.lm.model import load_checkpoint
 from physar.tokenizer.codec import encode_clip, load_tokenizer
 from physar.video import read_video
+from simulators.world import FRAME_DT
 
 
 def write_trajectories(loaded: tuple, data_dir: str, out: Path, given_state: bool, limit: int | None,
@@ -54,6 +59,19 @@ def write_trajectories(loaded: tuple, data_dir: str, out: Path, given_state: boo
     return failed
 
 
+def exact_additions(folder: Path, decimals: int) -> float:
+    """frame_displacement: the share of written positions that are the last written one (the
+    <state> block's before the first frame) plus the written step, to the last digit."""
+    hits = []
+    for line in (folder / "trajectories.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        start = np.array([[o["x"], o["y"]] for o in clip["objects"]])
+        positions = np.concatenate([start[None], np.asarray(clip["positions"])]) * 10**decimals
+        steps = np.asarray(clip["velocities"]) * FRAME_DT * 10**decimals
+        hits.append((np.rint(np.diff(positions, axis=0)) == np.rint(steps)).ravel())
+    return float(np.concatenate(hits).mean()) if hits else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", help="symbolic LM checkpoints or run folders (physar sft --out)")
@@ -63,8 +81,8 @@ def main() -> None:
 
     fmt = (lambda x: "-" if x is None else f"{x:.3f}")
     print("| checkpoint | scene | group | clips | vel. error, own reading | vel. error, given state | "
-          "reading error: position / velocity |")
-    print("|---|---|---|---:|---:|---:|---:|")
+          "reading error: position / velocity | exact additions |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for checkpoint in args.checkpoints:
             model, tok, lang, meta = load_checkpoint(checkpoint)
@@ -75,6 +93,7 @@ def main() -> None:
                           for mode, folder in folders.items()}
                 errors = {mode: symbolic_velocity_error(data_dir, folder) for mode, folder in folders.items()}
                 reading = state_reading_error(data_dir, folders["own"])
+                adds = f"{exact_additions(folders['own'], lang.decimals):.1%}" if lang.frame_displacement else "-"
                 for scene in errors["own"]:
                     for group in ("in", "out"):
                         own, given = (errors[m][scene].get(group) for m in ("own", "given"))
@@ -83,7 +102,7 @@ def main() -> None:
                         read = reading.get(scene, {}).get(group, {})
                         print(f"| `{checkpoint}` | {scene} | {group} | {own['n']} | {fmt(own['vel_error'])} | "
                               f"{fmt(given and given['vel_error'])} | {fmt(read.get('position'))} / "
-                              f"{fmt(read.get('velocity'))} |", flush=True)
+                              f"{fmt(read.get('velocity'))} | {adds} |", flush=True)
                 if any(failed.values()):
                     print(f"(`{checkpoint}` on {data_dir}: unparsed clips {failed})")
 

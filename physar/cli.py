@@ -34,6 +34,11 @@ class Convention(str, Enum):
     phyworld = "phyworld"
 
 
+class StateFrom(str, Enum):
+    model = "model"
+    frames = "frames"
+
+
 @data_app.command("generate")
 def data_generate(
     recipe: Path = typer.Option(..., help="Dataset recipe YAML, e.g. datasets/uniform.yaml."),
@@ -78,6 +83,7 @@ def evaluate_cmd(
     recipe: Optional[list[Path]] = typer.Option(None, help="With --checkpoint: dataset recipe(s), e.g. --recipe datasets/uniform.yaml datasets/collision.yaml."),
     count: Optional[int] = typer.Option(150, min=1, help="With --checkpoint: evaluation clips per recipe (ID and OOD in proportion)."),
     batch_size: int = typer.Option(16, min=1, help="With --checkpoint: clips generated together."),
+    state_from: StateFrom = typer.Option(StateFrom.model, help="With --checkpoint: who reads the scene into the <state> block (see `physar generate --help`)."),
 ):
     """Velocity errors per scene and bucket (PhyWorld's parser and metric), with the ground-truth floor;
     or, with --checkpoint and --recipe, the whole evaluation of an LM checkpoint."""
@@ -86,7 +92,8 @@ def evaluate_cmd(
 
         if data_dir is not None or not recipe:
             raise typer.BadParameter("with --checkpoint give --recipe (and no DATA_DIR)")
-        report = evaluate_checkpoint(checkpoint, recipe, out or Path("outputs/eval"), count, convention.value, batch_size)
+        report = evaluate_checkpoint(checkpoint, recipe, out or Path("outputs/eval"), count, convention.value, batch_size,
+                                     state_from=state_from.value)
         typer.echo(report_markdown(report))
         return
     if data_dir is None:
@@ -255,6 +262,7 @@ def generate_cmd(
     limit: Optional[int] = typer.Option(None, min=1, help="--data: only the first N clips."),
     decoder_steps: int = typer.Option(0, min=0, help="DDT decoder: 0 = one-step renderer; N = N-step DDIM."),
     seed: int = typer.Option(0, help="Seed for sampling and for the simulated placement."),
+    state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the <state> block: the LM (model), or the evaluator's parser from the conditioning frames (frames: label-free; the LM then writes only the roll-out)."),
 ):
     """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
     from physar.lm.generate import generate_dataset, single_clip_dataset
@@ -266,7 +274,8 @@ def generate_cmd(
         data = single_clip_dataset(out / "input", checkpoint, video=video, scene=scene, seed=seed,
                                    params=dict(velocity=velocity, radius=radius, velocity2=velocity2, radius2=radius2))
     report = generate_dataset(checkpoint, data, out, greedy=greedy, temperature=temperature, top_k=top_k,
-                              batch_size=batch_size, seed=seed, limit=limit, decoder_steps=decoder_steps)
+                              batch_size=batch_size, seed=seed, limit=limit, decoder_steps=decoder_steps,
+                              state_from=state_from.value)
     typer.echo(f"{out}: {report['parsed']}/{report['clips']} clips parsed, {report['seconds_per_clip']:.2f} s per clip; "
                f"decoded frames vs symbolic states: {report['agreement_px']} px")
 
@@ -281,6 +290,7 @@ def compare_cmd(
     batch_size: int = typer.Option(16, min=1, help="Clips generated together."),
     page: Optional[Path] = typer.Option(None, help="Also write a results page (Markdown, with this command line) and its plot (same name, .png), e.g. docs/results.md."),
     reuse: bool = typer.Option(False, "--reuse", help="Do not generate again a row whose folder in --out already holds its report for the same weights and clips (earlier compares into the same --out)."),
+    state_from_frames: list[str] = typer.Option([], help="LABEL of a row whose <state> block the evaluator's parser reads from the conditioning frames instead of the LM (see `physar generate --state-from`); repeat for several."),
 ):
     """Judge several LM checkpoints on the same simulated clips: velocity error per scene and bucket
     beside PhyWorld's published DiT errors and the GT floor, and velocity error against initial speed."""
@@ -292,8 +302,12 @@ def compare_cmd(
         if not sep or not label or not path:
             raise typer.BadParameter(f"--row {item!r}: expected LABEL=CHECKPOINT")
         rows[label] = Path(path)
+    for label in state_from_frames:
+        if label not in rows:
+            raise typer.BadParameter(f"--state-from-frames {label!r}: no --row has that label")
     command = "physar compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command, reuse=reuse))
+    typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command, reuse=reuse,
+                       state_from_frames=tuple(state_from_frames)))
 
 
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")

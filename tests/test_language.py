@@ -8,6 +8,7 @@ from conftest import trajectories
 
 from physar.data.generate import clip_record
 from physar.language import LanguageError, PhysicsLanguage, SequenceParser, split_tokens, token_roles
+from simulators.world import FRAME_DT
 
 K, CODEBOOK = 4, 64
 
@@ -184,3 +185,33 @@ def test_frame_velocity_writes_and_reads_each_frames_velocity(scene):
     assert value == pytest.approx(abs(record["velocities"][3][0][0]), abs=0.005 + 1e-9)
     with pytest.raises(LanguageError, match="symbolic"):
         PhysicsLanguage(CODEBOOK, K, symbolic=False, frame_velocity=True)
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
+def test_frame_displacement_makes_each_position_the_last_plus_its_step(scene):
+    lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True)
+    record = record_of(scene, 3)
+    ids = visual_ids(32)
+    completion = lang.completion(record, ids)
+    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))
+    clip = lang.parse(completion, 29)
+    truth = np.asarray(record["positions"])
+    assert np.abs(clip.positions - truth[3:]).max() <= 0.0005 + 1e-9  # rounded, no drift
+    # the written step takes the last written position (the <state> block's, then each frame's) to
+    # this one exactly: on the grid of 0.001 the addition has no remainder
+    last = np.array([[o["x"], o["y"]] for o in clip.objects])
+    written = np.concatenate([last[None], clip.positions])
+    assert np.array_equal(np.rint(np.diff(written, axis=0) * 1000), np.rint(clip.velocities * FRAME_DT * 1000))
+    assert np.abs(clip.velocities - np.diff(truth, axis=0)[2:] / FRAME_DT).max() <= 0.01 + 1e-9
+    assert np.array_equal(clip.visual, ids[3:])
+    roles = token_roles(completion, lang)
+    first_frame = completion.index("<frame>")
+    dx = [(t, r) for t, r in zip(completion[first_frame:], roles[first_frame:]) if r.startswith("position dx ")]
+    value = sum(int(t[1:-1]) * float(r.split()[-1]) for t, r in dx[:5])  # the first ball's |dx|, from its places
+    assert value == pytest.approx(abs(truth[3][0][0] - truth[2][0][0]), abs=0.001 + 1e-9)
+    with pytest.raises(LanguageError):  # the plain format does not read it
+        PhysicsLanguage(CODEBOOK, K, decimals=3).parse(completion, 29)
+    with pytest.raises(LanguageError, match="choose one"):
+        PhysicsLanguage(CODEBOOK, K, frame_velocity=True, frame_displacement=True)
+    with pytest.raises(LanguageError, match="symbolic"):
+        PhysicsLanguage(CODEBOOK, K, symbolic=False, frame_displacement=True)

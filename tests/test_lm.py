@@ -231,21 +231,45 @@ def test_forced_state_block_is_kept_and_the_rest_is_generated_to_parse(sft_run, 
             assert np.allclose([obj["x"], obj["y"], obj["vx"], obj["vy"]], [x, y, vx, vy], atol=0.006)
 
 
-def test_frame_velocity_format_trains_saves_and_generates_velocities(tokenized, tmp_path):
-    """frame_velocity: the language setting travels with the checkpoint, and generation records
-    the velocities the model wrote for every frame (batched by length here)."""
-    with pytest.raises(ConfigError, match="frame_velocity"):
-        tiny_lm([tokenized / "uniform"], tokenized / "ddt", symbolic=False, frame_velocity=True)
-    cfg = tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt", frame_velocity=True,
-                  group_by_length=True, max_length=1536, steps=4, eval_every=4, save_every=4)
+@pytest.mark.parametrize("frame_format", ["frame_velocity", "frame_displacement"])
+def test_frame_formats_train_save_and_generate_velocities(tokenized, tmp_path, frame_format):
+    """frame_velocity and frame_displacement: the language setting travels with the checkpoint, and
+    generation records the velocities the model wrote for every frame (batched by length here)."""
+    with pytest.raises(ConfigError, match=frame_format):
+        tiny_lm([tokenized / "uniform"], tokenized / "ddt", symbolic=False, **{frame_format: True})
+    cfg = tiny_lm([tokenized / "uniform", tokenized / "collision"], tokenized / "ddt", group_by_length=True,
+                  max_length=1536, steps=4, eval_every=4, save_every=4, decimals=3, **{frame_format: True})
     train_sft(cfg, tmp_path / "run", progress=False)
     _, _, lang, meta = load_checkpoint(tmp_path / "run")
-    assert lang.frame_velocity and meta["language"]["frame_velocity"] is True
+    assert getattr(lang, frame_format) and meta["language"][frame_format] is True and lang.decimals == 3
     generate_dataset(tmp_path / "run", tokenized / "collision", tmp_path / "gen", limit=2, previews=False, progress=False)
     for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines():
         clip = json.loads(line)
         shape = np.asarray(clip["velocities"]).shape  # one pair per frame and ball the (4-step) model named
         assert shape == np.asarray(clip["positions"]).shape and shape[0] == 29 and shape[2] == 2
+
+
+def test_state_read_from_the_frames_is_forced_in_place_of_the_models(sft_run, tokenized, tmp_path):
+    """state_from="frames": each clip's <state> block is the parser's reading of its conditioning
+    frames (the 24-step model would read them far worse), the rest is generated as usual."""
+    from physar.errors import CheckpointError
+    from physar.lm.frame_reading import read_state
+
+    run, _ = sft_run
+    data = tokenized / "collision"
+    report = generate_dataset(run, data, tmp_path / "gen", limit=5, previews=False, progress=False, state_from="frames")
+    assert report["state_from"] == "frames" and report["parse_rate"] == 1.0
+    states = [read_state(read_video(data / r["video"])[:3], "collision") for r in load_metadata(data)[:5]]
+    assert report["states_read_by_parser"] == sum(s is not None for s in states) >= 3
+    for state, line in zip(states, (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines()):
+        objects = json.loads(line)["objects"]
+        if state is None:
+            continue
+        assert [o["color"] for o in objects] == state["colors"]
+        for o, (x, y), (vx, vy), r in zip(objects, state["positions"][-1], state["velocities"][-1], state["radii"]):
+            assert np.allclose([o["x"], o["y"], o["vx"], o["vy"], o["r"]], [x, y, vx, vy, r], atol=0.005 + 1e-9)
+    with pytest.raises(CheckpointError, match="state_from"):
+        generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, state_from="oracle")
 
 
 def test_single_clip_from_scene_parameters(sft_run, tmp_path):
@@ -422,6 +446,12 @@ def test_compare_reuses_a_row_only_for_the_same_weights_and_clips(sft_run, tmp_p
         assess.compare({"a": other}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False, reuse=True)
     with pytest.raises(AssertionError, match="generated again"):  # without --reuse, always
         assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False)
+    with pytest.raises(AssertionError, match="generated again"):  # the state read by the parser: another row
+        assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False, reuse=True,
+                       state_from_frames=("a",))
+    with pytest.raises(ValueError, match="no row labelled b"):
+        assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False,
+                       state_from_frames=("b",))
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

@@ -58,3 +58,13 @@ def parse_frames(frames: np.ndarray, colors, convention: str = "exact") -> Parse
         radii[hit, i] = length_to_world(np.sqrt(area[hit] / np.pi), width, convention)
         found[:, i] = hit
     return ParsedFrames(positions, radii, found)
+
+
+def touches_border(frames: np.ndarray, colors) -> bool:
+    """Whether a ball of any of `colors` reaches the image border in any frame: partly out of view,
+    so its parsed centre (the mean of its visible pixels) is pulled inwards."""
+    for color in colors:
+        mask = color_mask(frames, color)
+        if mask[..., 0, :].any() or mask[..., -1, :].any() or mask[..., :, 0].any() or mask[..., :, -1].any():
+            return True
+    return False

@@ -20,6 +20,7 @@ class LMConfig(YamlConfig):
     decimals: int = 2
     little_endian: bool = True  # numbers least significant digit first (physar/language.py)
     frame_velocity: bool = False  # every frame writes each ball's velocity beside its position (physar/language.py)
+    frame_displacement: bool = False  # every frame writes each ball's step since the last frame, then its position
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -64,8 +65,11 @@ class LMConfig(YamlConfig):
         for key in ("eval_clips", "warmup_steps", "reading_examples"):
             if getattr(self, key) < 0:
                 bad(key, f"must be >= 0, got {getattr(self, key)}")
-        if self.frame_velocity and not self.symbolic:
-            bad("frame_velocity", "needs symbolic: true (the visual-only format writes no states)")
+        for key in ("frame_velocity", "frame_displacement"):
+            if getattr(self, key) and not self.symbolic:
+                bad(key, "needs symbolic: true (the visual-only format writes no states)")
+        if self.frame_velocity and self.frame_displacement:
+            bad("frame_displacement", "and frame_velocity are two formats of a frame: choose one")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

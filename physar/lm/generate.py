@@ -141,8 +141,14 @@ def _summary(values: list[float]) -> dict:
 def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Path, greedy: bool = True,
                      temperature: float = 1.0, top_k: int | None = None, batch_size: int = 16, seed: int = 0,
                      limit: int | None = None, decoder_steps: int = 0, previews: bool = True,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, state_from: str = "model") -> dict:
+    """Continue every clip of `data_dir` and write the videos, trajectories.jsonl, a report and
+    previews to `out`. `state_from`: "model" (the LM reads the scene into its <state> block) or
+    "frames" (the evaluator's parser reads it from the conditioning frames and the block is forced:
+    physar/lm/frame_reading.py; clips it cannot read fall back to the model's reading)."""
     from tqdm import tqdm
+
+    from physar.lm.frame_reading import read_state
 
     from physar.lm.model import load_checkpoint
     from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
@@ -152,6 +158,10 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
     model, tok, lang, meta = load_checkpoint(checkpoint)
     ddt = load_tokenizer(meta["tokenizer"])
     cond, total = meta["conditioning_frames"], meta["num_frames"]
+    if state_from not in ("model", "frames"):
+        raise CheckpointError(f"state_from {state_from!r}: expected 'model' or 'frames'")
+    if state_from == "frames" and not lang.symbolic:
+        raise CheckpointError(f"{checkpoint}: a visual-only model writes no <state> block to read from the frames")
     for r in records:
         if r["resolution"] != ddt.config.resolution or r["num_frames"] < cond + 1:
             raise CheckpointError(f"{data_dir}: clips are {r['resolution']} px with {r['num_frames']} frames; the model "
@@ -161,13 +171,20 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
                                   f"{', '.join(SCENE_NAMES)} (with --video, say which with --scene)")
     out.mkdir(parents=True, exist_ok=True)
     rows, failures, agreement, found, clock = [], [], [], [], time.time()
+    read_by_parser = 0
     bar = tqdm(total=len(records), desc=f"generate {data_dir.name}", unit="clip", disable=not progress)
     with open(out / "trajectories.jsonl", "w") as log:
         for start in range(0, len(records), batch_size):
             batch = records[start:start + batch_size]
-            prompts = np.stack([encode_clip(ddt, read_video(data_dir / r["video"])[:cond]) for r in batch])
+            firsts = [read_video(data_dir / r["video"])[:cond] for r in batch]
+            prompts = np.stack([encode_clip(ddt, frames) for frames in firsts])
+            prefixes = None
+            if state_from == "frames":
+                states = [read_state(frames, r["scene"]) for frames, r in zip(firsts, batch)]
+                read_by_parser += sum(s is not None for s in states)
+                prefixes = [lang.state_block(s, cond - 1) if s is not None else [] for s in states]
             clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
-                                       greedy, temperature, top_k, seed + start, [r["scene"] for r in batch])
+                                       greedy, temperature, top_k, seed + start, [r["scene"] for r in batch], prefixes)
             for record, prompt, clip in zip(batch, prompts, clips):
                 if isinstance(clip, str):
                     failures.append({"video": record["video"], "error": clip})
@@ -192,7 +209,9 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
               "parse_rate": len(rows) / max(1, len(records)), "failures": failures, "seconds": round(seconds, 1),
               "seconds_per_clip": round(seconds / max(1, len(records)), 3), "greedy": greedy,
               "temperature": None if greedy else temperature, "top_k": top_k, "decoder_steps": decoder_steps,
-              "symbolic": lang.symbolic, "agreement_px": _summary(agreement),
+              "symbolic": lang.symbolic, "state_from": state_from,
+              "states_read_by_parser": read_by_parser if state_from == "frames" else None,
+              "agreement_px": _summary(agreement),
               "agreement_found": float(np.mean(found)) if found else None}
     (out / "generation_report.json").write_text(json.dumps(report, indent=1))
     (out / "generation_report.md").write_text(generation_markdown(report))
@@ -211,6 +230,9 @@ def generation_markdown(report: dict) -> str:
              f"- clips parsed: {report['parsed']} / {report['clips']} ({report['parse_rate']:.1%})",
              f"- time: {report['seconds']:.0f} s, {report['seconds_per_clip']:.2f} s per clip ({decoding}; "
              f"decoder steps {report['decoder_steps']})",
+             f"- <state> block read by: " + ("the model" if report.get("state_from", "model") == "model" else
+                                             f"the parser, from the conditioning frames ({report['states_read_by_parser']} "
+                                             f"clips; the model read the rest)"),
              f"- decoded frames vs the model's symbolic states: median {fmt(a['median'])} px, p95 {fmt(a['p95'])} px, "
              f"balls found {fmt(report['agreement_found'])}"]
     lines += [f"- failed: `{f['video']}`: {f['error']}" for f in report["failures"][:20]]

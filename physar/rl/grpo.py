@@ -18,14 +18,14 @@ import numpy as np
 
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
-from physar.evaluation.parse import color_mask, parse_frames
+from physar.evaluation.parse import parse_frames, touches_border
 from physar.language import LanguageError, object_order
 from physar.lm.assess import EVALUATION_SEED
 from physar.rl import rewards
 from physar.rl.config import RLConfig
 from physar.video import read_video
+from simulators.world import FRAME_DT
 
-FRAME_DT = 0.1
 SCENE_GRAVITY = {"uniform": 0.0, "collision": 0.0, "parabola": rewards.GRAVITY}
 
 
@@ -57,7 +57,7 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                 radii = np.asarray(r["radii"])
             else:  # label-free: only what the conditioning frames show
                 parsed = parse_frames(frames, r["colors"])
-                if not parsed.found.all() or _touches_border(frames, r["colors"]):
+                if not parsed.found.all() or touches_border(frames, r["colors"]):
                     continue  # a ball not wholly in view: its centre and velocity cannot be read
                 start = parsed.positions[-1]
                 v0 = rewards.reference_from_conditioning(parsed.positions, FRAME_DT, SCENE_GRAVITY[r["scene"]])
@@ -68,14 +68,6 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
     if not rows:
         raise ConfigError("prompts: no usable clips in " + ", ".join(map(str, folders)))
     return rows
-
-
-def _touches_border(frames: np.ndarray, colors) -> bool:
-    for color in colors:
-        mask = color_mask(frames, color)
-        if mask[:, 0].any() or mask[:, -1].any() or mask[:, :, 0].any() or mask[:, :, -1].any():
-            return True
-    return False
 
 
 def _fill_gaps(positions: np.ndarray) -> np.ndarray:
