@@ -11,7 +11,8 @@ reading could buy; what is left in the given column is the roll-out's own error.
 
 For a frame_displacement checkpoint the last column is its arithmetic: the share of written
 positions (per frame, ball and axis, own reading) that are exactly the last written position plus
-the written step, over the whole folder (both groups; - for other formats).
+the written step, over the whole folder (both groups; - for other formats). The grammar holds
+them to it (100%) unless `--free-positions` lets the model write them itself.
 
 Greedy decoding, no DDT decoding. On the 2-core CPU machine, the three 62-clip sets above: 4 min for
 `sft_cpu_v2`, 7 min for the longer frame_velocity sequences (both modes).
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", help="symbolic LM checkpoints or run folders (physar sft --out)")
     parser.add_argument("--data", nargs="+", required=True, help="evaluation dataset folders (e.g. physar compare's OUT/data/*)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many clips of each folder")
+    parser.add_argument("--free-positions", action="store_true",
+                        help="frame_displacement: let the model write each position (not held to last + step)")
     args = parser.parse_args()
 
     fmt = (lambda x: "-" if x is None else f"{x:.3f}")
@@ -86,6 +89,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for checkpoint in args.checkpoints:
             model, tok, lang, meta = load_checkpoint(checkpoint)
+            if args.free_positions:
+                lang.derived_positions = False
             loaded = (model, tok, lang, meta, load_tokenizer(meta["tokenizer"]))
             for data_dir in args.data:
                 folders = {mode: Path(tmp) / mode for mode in ("own", "given")}  # rewritten for every pair

@@ -113,6 +113,7 @@ def demo_cmd(
     checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu_v2 when present."),
     model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
     model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
+    state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the LM's <state> block (see `physar generate --help`)."),
     train: bool = typer.Option(False, "--train", help="Instead: run the whole pipeline (simulate, tokenizer, SFT, RL, evaluate) at the tiny preset into OUT/pipeline (a few minutes)."),
 ):
     """The main job: simulate evaluation sets of each scene, measure the ground-truth floor, generate clips
@@ -127,7 +128,7 @@ def demo_cmd(
 
     if model and checkpoint is None and (SHIPPED_LM / "physar.json").is_file():
         checkpoint = SHIPPED_LM
-    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count))
+    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count, state_from.value))
 
 
 @tokenizer_app.command("train")

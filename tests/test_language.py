@@ -211,6 +211,16 @@ def test_frame_displacement_makes_each_position_the_last_plus_its_step(scene):
     assert value == pytest.approx(abs(truth[3][0][0] - truth[2][0][0]), abs=0.001 + 1e-9)
     with pytest.raises(LanguageError):  # the plain format does not read it
         PhysicsLanguage(CODEBOOK, K, decimals=3).parse(completion, 29)
+    # a position is the last one plus the step: a wrong digit is malformed (constrained decoding
+    # can only write the right one), unless the model is let to write positions itself
+    at = next(i for i, r in enumerate(roles) if r == "position x 0.01")
+    tampered = completion[:at] + [f"<{(int(completion[at][1:-1]) + 1) % 10}>"] + completion[at + 1:]
+    with pytest.raises(LanguageError, match=f"token {at} "):
+        lang.parse(tampered, 29)
+    free = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, derived_positions=False)
+    assert free.parse(tampered, 29).positions[0, 0, 0] != clip.positions[0, 0, 0]
+    with pytest.raises(LanguageError, match="derived_positions needs"):
+        PhysicsLanguage(CODEBOOK, K, derived_positions=True)
     with pytest.raises(LanguageError, match="choose one"):
         PhysicsLanguage(CODEBOOK, K, frame_velocity=True, frame_displacement=True)
     with pytest.raises(LanguageError, match="symbolic"):

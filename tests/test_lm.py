@@ -247,6 +247,10 @@ def test_frame_formats_train_save_and_generate_velocities(tokenized, tmp_path, f
         clip = json.loads(line)
         shape = np.asarray(clip["velocities"]).shape  # one pair per frame and ball the (4-step) model named
         assert shape == np.asarray(clip["positions"]).shape and shape[0] == 29 and shape[2] == 2
+        if frame_format == "frame_displacement":  # positions: the <state> block's plus the steps, to the digit
+            start = np.array([[o["x"], o["y"]] for o in clip["objects"]])
+            summed = start + np.cumsum(np.asarray(clip["velocities"]) * 0.1, axis=0)
+            assert np.abs(np.asarray(clip["positions"]) - np.clip(summed, -99.999, 99.999)).max() < 1e-6
 
 
 def test_state_read_from_the_frames_is_forced_in_place_of_the_models(sft_run, tokenized, tmp_path):
