@@ -46,6 +46,10 @@ and draws the frame from the position; it is not trusted with the addition, whic
 had not learned after 1200 steps (the 0.001 digit of x at 2.10 nats, chance 2.30: the loss
 breakdown). `derived_positions=False` lets the model write the positions itself (a diagnostic: at
 600 steps, uniform ID symbolic velocity error 3.46 free against 0.83 derived, 12 clips).
+Nor had it learned to turn the <state> block's velocity (units/s) into the first step (one digit
+place over). `state_steps=True` (with frame_displacement) writes the block's velocities as steps
+per frame on the same grid (v * FRAME_DT, "3.27 units/s" as 0.327), so the first step is a copy of
+it in uniform motion; the parser gives them back in units/s.
 
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
@@ -94,7 +98,7 @@ class Clip:
 class PhysicsLanguage:
     def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
                  scene_token: bool = True, little_endian: bool = True, frame_velocity: bool = False,
-                 frame_displacement: bool = False, derived_positions: bool | None = None):
+                 frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -107,6 +111,9 @@ class PhysicsLanguage:
         self.derived_positions = frame_displacement if derived_positions is None else derived_positions
         if self.derived_positions and not frame_displacement:
             raise LanguageError("derived_positions needs frame_displacement (the steps the positions are summed from)")
+        if state_steps and not frame_displacement:
+            raise LanguageError("state_steps needs frame_displacement (the per-frame steps it matches)")
+        self.state_steps = state_steps
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -187,6 +194,8 @@ class PhysicsLanguage:
     def state_block(self, record: dict, frame: int) -> list[str]:
         """<state> ... </state>: each ball's colour, radius, position and velocity at `frame`."""
         x_y, v = np.asarray(record["positions"])[frame], np.asarray(record["velocities"])[frame]
+        if self.state_steps:
+            v = v * FRAME_DT
         out = ["<state>"]
         for (r, rgb), (x, y), (vx, vy) in zip(zip(record["radii"], record["colors"]), x_y, v):
             out += ["<obj>", self.color(rgb)]
@@ -314,6 +323,8 @@ class SequenceParser:
                 for name in FIELDS:
                     yield one[name]
                     obj[name[1:-1]] = yield from self._number()
+                if lang.state_steps:  # back to units/s
+                    obj["vx"], obj["vy"] = obj["vx"] / FRAME_DT, obj["vy"] / FRAME_DT
                 self.objects.append(obj)
         for _ in range(self.num_frames):
             yield one["<frame>"]

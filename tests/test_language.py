@@ -221,6 +221,23 @@ def test_frame_displacement_makes_each_position_the_last_plus_its_step(scene):
     assert free.parse(tampered, 29).positions[0, 0, 0] != clip.positions[0, 0, 0]
     with pytest.raises(LanguageError, match="derived_positions needs"):
         PhysicsLanguage(CODEBOOK, K, derived_positions=True)
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
+def test_state_steps_write_the_state_velocity_as_the_first_step(scene):
+    lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True)
+    record = record_of(scene, 3)
+    completion = lang.completion(record, visual_ids(32))
+    clip = lang.parse(completion, 29)
+    v = np.asarray(record["velocities"])[2]
+    assert np.abs([[o["vx"], o["vy"]] for o in clip.objects] - v).max() <= 0.005 + 1e-9  # units/s again
+    state = completion[:completion.index("</state>")]
+    first_vx = state[state.index("<vx>") + 1:state.index("<vy>")]
+    assert first_vx == lang.number(v[0][0] * FRAME_DT)  # written as a step: 3.27 units/s -> 0.327
+    if scene == "uniform":  # the first step is the block's, to the last digit or one off
+        assert abs(clip.velocities[0, 0, 0] - v[0][0]) <= 0.01 + 0.005 + 1e-9
+    with pytest.raises(LanguageError, match="state_steps needs"):
+        PhysicsLanguage(CODEBOOK, K, state_steps=True)
     with pytest.raises(LanguageError, match="choose one"):
         PhysicsLanguage(CODEBOOK, K, frame_velocity=True, frame_displacement=True)
     with pytest.raises(LanguageError, match="symbolic"):

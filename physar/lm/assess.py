@@ -58,7 +58,8 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
     data_settings = {Path(r).stem: json.loads((data_root / Path(r).stem / "dataset.json").read_text())["settings"]
                      for r in recipes}
     report = {"checkpoint": str(checkpoint), "weights_sha256": weights_fingerprint(checkpoint),
-              "greedy": greedy, "state_from": state_from, "data_settings": data_settings, "symbolic": lang.symbolic, "convention": convention,
+              "greedy": greedy, "state_from": state_from, "data_settings": data_settings, "symbolic": lang.symbolic,
+              "convention": convention,
               "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
               "seconds": round(time.time() - clock, 1)}
     (out / "report.json").write_text(json.dumps(report, indent=1))

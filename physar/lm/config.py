@@ -21,6 +21,7 @@ class LMConfig(YamlConfig):
     little_endian: bool = True  # numbers least significant digit first (physar/language.py)
     frame_velocity: bool = False  # every frame writes each ball's velocity beside its position (physar/language.py)
     frame_displacement: bool = False  # every frame writes each ball's step since the last frame, then its position
+    state_steps: bool = False  # with frame_displacement: the <state> block's velocities as steps per frame
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -70,6 +71,8 @@ class LMConfig(YamlConfig):
                 bad(key, "needs symbolic: true (the visual-only format writes no states)")
         if self.frame_velocity and self.frame_displacement:
             bad("frame_displacement", "and frame_velocity are two formats of a frame: choose one")
+        if self.state_steps and not self.frame_displacement:
+            bad("state_steps", "needs frame_displacement: true (the per-frame steps it matches)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

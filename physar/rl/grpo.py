@@ -18,9 +18,10 @@ import numpy as np
 
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
-from physar.evaluation.parse import parse_frames, touches_border
+from physar.evaluation.parse import parse_frames
 from physar.language import LanguageError, object_order
 from physar.lm.assess import EVALUATION_SEED
+from physar.lm.frame_reading import read_state
 from physar.rl import rewards
 from physar.rl.config import RLConfig
 from physar.video import read_video
@@ -56,12 +57,11 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                 v0 = np.asarray(r["velocities"])[cond - 1]
                 radii = np.asarray(r["radii"])
             else:  # label-free: only what the conditioning frames show
-                parsed = parse_frames(frames, r["colors"])
-                if not parsed.found.all() or touches_border(frames, r["colors"]):
+                state = read_state(frames, r["scene"])
+                if state is None or state["colors"] != [list(c) for c in r["colors"]]:
                     continue  # a ball not wholly in view: its centre and velocity cannot be read
-                start = parsed.positions[-1]
-                v0 = rewards.reference_from_conditioning(parsed.positions, FRAME_DT, SCENE_GRAVITY[r["scene"]])
-                radii = parsed.radii.mean(axis=0)
+                start, v0 = np.asarray(state["positions"][-1]), np.asarray(state["velocities"][-1])
+                radii = np.asarray(state["radii"])
             rows.append({"prompt": lang.text(lang.prompt(encode_clip(ddt, frames), cond, r["scene"])), "scene": r["scene"],
                          "video": str(folder / r["video"]),
                          "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
