@@ -39,6 +39,7 @@ digit-by-digit addition with its carry, least significant first. In uniform moti
 copy of the last one (its last digit may move by one), under gravity the last one less g dt^2;
 the first step follows from the <state> block's position (written on the same grid) and velocity.
 The parser gives the steps as velocities in units/s (dx / FRAME_DT).
+
 The position is then no longer free: the grammar holds it to the last position plus the step (its
 digits are the only ones allowed, so constrained decoding writes them, and the parser rejects any
 other), clipped to the largest number the language writes. The LM predicts the physics (each step)
@@ -46,6 +47,7 @@ and draws the frame from the position; it is not trusted with the addition, whic
 had not learned after 1200 steps (the 0.001 digit of x at 2.10 nats, chance 2.30: the loss
 breakdown). `derived_positions=False` lets the model write the positions itself (a diagnostic: at
 600 steps, uniform ID symbolic velocity error 3.46 free against 0.83 derived, 12 clips).
+
 Nor had it learned to turn the <state> block's velocity (units/s) into the first step (one digit
 place over). `state_steps=True` (with frame_displacement) writes the block's velocities as steps
 per frame on the same grid (v * FRAME_DT, "3.27 units/s" as 0.327), so the first step is a copy of
