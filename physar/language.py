@@ -146,6 +146,11 @@ class PhysicsLanguage:
         return [SIGN if c == "-" else POINT if c == "." else f"<{c}>" for c in text]
 
     @property
+    def writes_frame_velocities(self) -> bool:
+        """Each frame carries each ball's velocity (frame_velocity) or step (frame_displacement)."""
+        return self.frame_velocity or self.frame_displacement
+
+    @property
     def number_length(self) -> int:
         """The most tokens a number takes."""
         return 1 + MAX_INT_DIGITS + self.decimals + (0 if self.little_endian else 1)
@@ -215,7 +220,7 @@ class PhysicsLanguage:
         """The longest completion the grammar allows (numbers at their longest), <eos> included."""
         number = self.number_length
         state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
-        per_ball = 1 + (4 if self.frame_velocity or self.frame_displacement else 2) * number
+        per_ball = 1 + (4 if self.writes_frame_velocities else 2) * number
         frame = 1 + (max_objects * per_ball if self.symbolic else 0) + self.tokens_per_frame
         return state + num_frames * frame + 1
 
@@ -415,5 +420,5 @@ class SequenceParser:
             return np.array(values, dtype=float).reshape(len(values), len(self.objects), 2)
 
         positions = per_frame(self.positions) if self.lang.symbolic else None
-        velocities = per_frame(self.velocities) if self.lang.frame_velocity or self.lang.frame_displacement else None
+        velocities = per_frame(self.velocities) if self.lang.writes_frame_velocities else None
         return Clip(self.objects, positions, np.array(self.visual, dtype=np.int64), velocities)

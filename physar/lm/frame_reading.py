@@ -20,8 +20,6 @@ from physar.evaluation.parse import color_mask, parse_frames, touches_border
 from physar.rl.rewards import reference_from_conditioning
 from simulators.world import FRAME_DT, GRAVITY_PARABOLA, PALETTE
 
-SCENE_GRAVITY = {"parabola": GRAVITY_PARABOLA}  # every other scene: none
-
 
 def read_state(frames: np.ndarray, scene: str) -> dict | None:
     """What `PhysicsLanguage.state_block(state, len(frames) - 1)` needs, from the conditioning
@@ -35,6 +33,8 @@ def read_state(frames: np.ndarray, scene: str) -> dict | None:
         return None
     parsed = parse_frames(frames, colors)
     velocities = np.zeros_like(parsed.positions)
-    velocities[-1] = reference_from_conditioning(parsed.positions, FRAME_DT, SCENE_GRAVITY.get(scene, 0.0))
+    # uniform and collision have none; a box clip's gravity is a parameter its frames do not name: taken as none
+    gravity = GRAVITY_PARABOLA if scene == "parabola" else 0.0
+    velocities[-1] = reference_from_conditioning(parsed.positions, FRAME_DT, gravity)
     return {"positions": parsed.positions.tolist(), "velocities": velocities.tolist(),
             "radii": parsed.radii.mean(axis=0).tolist(), "colors": [list(c) for c in colors]}

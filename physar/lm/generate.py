@@ -149,7 +149,6 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
     from tqdm import tqdm
 
     from physar.lm.frame_reading import read_state
-
     from physar.lm.model import load_checkpoint
     from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
 

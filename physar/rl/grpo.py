@@ -27,7 +27,7 @@ from physar.rl.config import RLConfig
 from physar.video import read_video
 from simulators.world import FRAME_DT
 
-SCENE_GRAVITY = {"uniform": 0.0, "collision": 0.0, "parabola": rewards.GRAVITY}
+REWARDED_SCENES = ("uniform", "collision", "parabola")
 
 
 def _spread(records: list[dict], n: int | None) -> list[dict]:
@@ -47,9 +47,9 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
             if r["split"] == "eval" and r.get("seed") == EVALUATION_SEED:
                 raise ConfigError(f"prompts: {folder} holds evaluation clips (eval split, seed {EVALUATION_SEED}, the "
                                   f"clips `physar evaluate` and `physar compare` judge); simulate prompts with another --seed")
-            if r["scene"] not in SCENE_GRAVITY:
+            if r["scene"] not in REWARDED_SCENES:
                 raise ConfigError(f"prompts: {folder} holds {r['scene']!r} clips; rewards exist for "
-                                  f"{', '.join(SCENE_GRAVITY)}")
+                                  f"{', '.join(REWARDED_SCENES)}")
             cond = r["conditioning_frames"]
             frames = read_video(folder / r["video"])[:cond]
             if mode == "supervised":

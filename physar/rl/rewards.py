@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GRAVITY = -2.5  # the parabola scene's (world units / s^2)
+from simulators.world import GRAVITY_PARABOLA as GRAVITY  # the parabola scene's (world units / s^2)
 SPEED_SCALE = 0.25  # world units / s: a velocity error of 0.25 halves the reward
 PATH_SCALE = 0.1  # world units (0.6 px at 64 px): how far a path may wander off its law's curve
 
