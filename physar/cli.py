@@ -39,6 +39,11 @@ class StateFrom(str, Enum):
     frames = "frames"
 
 
+class Draw(str, Enum):
+    lm = "lm"
+    renderer = "renderer"
+
+
 @data_app.command("generate")
 def data_generate(
     recipe: Path = typer.Option(..., help="Dataset recipe YAML, e.g. datasets/uniform.yaml."),
@@ -84,6 +89,7 @@ def evaluate_cmd(
     count: Optional[int] = typer.Option(150, min=1, help="With --checkpoint: evaluation clips per recipe (ID and OOD in proportion)."),
     batch_size: int = typer.Option(16, min=1, help="With --checkpoint: clips generated together."),
     state_from: StateFrom = typer.Option(StateFrom.model, help="With --checkpoint: who reads the scene into the <state> block (see `physar generate --help`)."),
+    draw: Draw = typer.Option(Draw.lm, help="With --checkpoint: who draws the generated frames (see `physar generate --help`)."),
 ):
     """Velocity errors per scene and bucket (PhyWorld's parser and metric), with the ground-truth floor;
     or, with --checkpoint and --recipe, the whole evaluation of an LM checkpoint."""
@@ -93,7 +99,7 @@ def evaluate_cmd(
         if data_dir is not None or not recipe:
             raise typer.BadParameter("with --checkpoint give --recipe (and no DATA_DIR)")
         report = evaluate_checkpoint(checkpoint, recipe, out or Path("outputs/eval"), count, convention.value, batch_size,
-                                     state_from=state_from.value)
+                                     state_from=state_from.value, draw=draw.value)
         typer.echo(report_markdown(report))
         return
     if data_dir is None:
@@ -114,6 +120,7 @@ def demo_cmd(
     model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
     model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
     state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the LM's <state> block (see `physar generate --help`)."),
+    draw: Draw = typer.Option(Draw.lm, help="Who draws the LM's generated frames (see `physar generate --help`)."),
     train: bool = typer.Option(False, "--train", help="Instead: run the whole pipeline (simulate, tokenizer, SFT, RL, evaluate) at the tiny preset into OUT/pipeline (a few minutes)."),
 ):
     """The main job: simulate evaluation sets of each scene, measure the ground-truth floor, generate clips
@@ -128,7 +135,8 @@ def demo_cmd(
 
     if model and checkpoint is None and (SHIPPED_LM / "physar.json").is_file():
         checkpoint = SHIPPED_LM
-    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count, state_from.value))
+    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count, state_from.value,
+                           draw.value))
 
 
 @tokenizer_app.command("train")
@@ -264,6 +272,7 @@ def generate_cmd(
     decoder_steps: int = typer.Option(0, min=0, help="DDT decoder: 0 = one-step renderer; N = N-step DDIM."),
     seed: int = typer.Option(0, help="Seed for sampling and for the simulated placement."),
     state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the <state> block: the LM (model), or the evaluator's parser from the conditioning frames (frames: label-free; the LM then writes only the roll-out)."),
+    draw: Draw = typer.Option(Draw.lm, help="Who draws each generated frame: the LM (lm: its visual tokens) or the renderer (renderer: the balls of the LM's own states drawn and DDT-encoded in place of its visual tokens, so the video shows its symbolic physics; physar/lm/drawing.py)."),
 ):
     """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
     from physar.lm.generate import generate_dataset, single_clip_dataset
@@ -276,7 +285,7 @@ def generate_cmd(
                                    params=dict(velocity=velocity, radius=radius, velocity2=velocity2, radius2=radius2))
     report = generate_dataset(checkpoint, data, out, greedy=greedy, temperature=temperature, top_k=top_k,
                               batch_size=batch_size, seed=seed, limit=limit, decoder_steps=decoder_steps,
-                              state_from=state_from.value)
+                              state_from=state_from.value, draw=draw.value)
     typer.echo(f"{out}: {report['parsed']}/{report['clips']} clips parsed, {report['seconds_per_clip']:.2f} s per clip; "
                f"decoded frames vs symbolic states: {report['agreement_px']} px")
 
@@ -292,6 +301,7 @@ def compare_cmd(
     page: Optional[Path] = typer.Option(None, help="Also write a results page (Markdown, with this command line) and its plot (same name, .png), e.g. docs/results.md."),
     reuse: bool = typer.Option(False, "--reuse", help="Do not generate again a row whose folder in --out already holds its report for the same weights and clips (earlier compares into the same --out)."),
     state_from_frames: list[str] = typer.Option([], help="LABEL of a row whose <state> block the evaluator's parser reads from the conditioning frames instead of the LM (see `physar generate --state-from`); repeat for several."),
+    drawn_by_renderer: list[str] = typer.Option([], help="LABEL of a row whose frames the renderer draws from the LM's states instead of the LM (see `physar generate --draw`); repeat for several."),
 ):
     """Judge several LM checkpoints on the same simulated clips: velocity error per scene and bucket
     beside PhyWorld's published DiT errors and the GT floor, and velocity error against initial speed."""
@@ -303,12 +313,13 @@ def compare_cmd(
         if not sep or not label or not path:
             raise typer.BadParameter(f"--row {item!r}: expected LABEL=CHECKPOINT")
         rows[label] = Path(path)
-    for label in state_from_frames:
-        if label not in rows:
-            raise typer.BadParameter(f"--state-from-frames {label!r}: no --row has that label")
+    for option, labels in (("--state-from-frames", state_from_frames), ("--drawn-by-renderer", drawn_by_renderer)):
+        for label in labels:
+            if label not in rows:
+                raise typer.BadParameter(f"{option} {label!r}: no --row has that label")
     command = "physar compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command, reuse=reuse,
-                       state_from_frames=tuple(state_from_frames)))
+                       state_from_frames=tuple(state_from_frames), drawn_by_renderer=tuple(drawn_by_renderer)))
 
 
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")

@@ -21,7 +21,8 @@ SCENES = ("uniform", "collision", "parabola")
 
 
 def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int = 64, workers: int = 2,
-             checkpoint: str | Path | None = None, model_count: int = 30, state_from: str = "model") -> Path:
+             checkpoint: str | Path | None = None, model_count: int = 30, state_from: str = "model",
+             draw: str = "lm") -> Path:
     out = Path(out)
     start = time.time()
     merged: dict[str, dict] = {"exact": {}, "phyworld": {}}
@@ -38,7 +39,8 @@ def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int
         from physar.lm.assess import evaluate_checkpoint, report_markdown
 
         report = evaluate_checkpoint(checkpoint, [DATASETS / f"{s}.yaml" for s in SCENES], out / "model",
-                                     count=model_count, workers=workers, state_from=state_from)
+                                     count=model_count, workers=workers, state_from=state_from,
+                                     draw=draw)
         merged["model"] = report["velocity"]
         model_lines = ["", report_markdown(report).replace("# Checkpoint evaluation", "## The LM").replace(
             "`reports/", "`model/reports/").replace("`videos/", "`model/videos/"), ""]

@@ -5,7 +5,7 @@
                 (numbers shown in decimal here; written as below)
                 then per later frame: <frame> <p> x y (per object) and its K visual tokens
                 (the tokenizer's <eos> closes it); with frame_velocity, <p> x y vx vy;
-                with frame_displacement, <p> dx dy x y
+                with frame_displacement, <p> dx dy x y; with frame_acceleration, <p> ax ay x y
 
 Numbers are written digit by digit, so an unseen value is made of seen tokens. By default they
 are little-endian fixed point: an optional <->, then exactly `decimals` + 2 digits, least
@@ -52,6 +52,16 @@ Nor had it learned to turn the <state> block's velocity (units/s) into the first
 place over). `state_steps=True` (with frame_displacement) writes the block's velocities as steps
 per frame on the same grid (v * FRAME_DT, "3.27 units/s" as 0.327), so the first step is a copy of
 it in uniform motion; the parser gives them back in units/s.
+
+`frame_acceleration=True` (with both) goes one order further: every frame writes each ball's
+change of step `<p> ax ay x y` (acceleration x dt^2 on the same grid), and the grammar sums both the
+steps (from the <state> block's, now the step into the last conditioning frame) and the positions.
+Each step is the true one rounded (not a difference of rounded positions, whose last digit
+jitters), so the LM writes exactly what changes the motion: 0 in uniform motion, -0.025 a frame
+under gravity, a jump at a collision; the summed positions drift from the truth by at most half a
+grid unit a frame. Carrying the block's state forward is then the default rather than something
+to learn, so a good reading (`--state-from frames`) reaches the roll-out; the LM still reads, and
+decides when and how hard the balls collide.
 
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
@@ -100,7 +110,8 @@ class Clip:
 class PhysicsLanguage:
     def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
                  scene_token: bool = True, little_endian: bool = True, frame_velocity: bool = False,
-                 frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False):
+                 frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False,
+                 frame_acceleration: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -116,6 +127,10 @@ class PhysicsLanguage:
         if state_steps and not frame_displacement:
             raise LanguageError("state_steps needs frame_displacement (the per-frame steps it matches)")
         self.state_steps = state_steps
+        if frame_acceleration and not (state_steps and self.derived_positions):
+            raise LanguageError("frame_acceleration needs frame_displacement and state_steps (the steps it changes), "
+                                "with derived positions")
+        self.frame_acceleration = frame_acceleration
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -180,9 +195,17 @@ class PhysicsLanguage:
         [T, K] (index order): everything after the conditioning frames."""
         cond = record["conditioning_frames"]
         positions, velocities = np.asarray(record["positions"]), np.asarray(record["velocities"])
-        if self.frame_displacement:  # positions on the written grid, steps as integers on it
-            grid = np.rint(positions * 10**self.decimals)
-            positions, steps = grid / 10**self.decimals, np.diff(grid, axis=0, prepend=grid[:1]) / 10**self.decimals
+        unit = 10.0**-self.decimals
+        if self.frame_acceleration:  # each step the rounded true one; positions summed from the block's
+            steps = np.rint(np.diff(positions, axis=0, prepend=positions[:1]) / unit)  # integers on the grid
+            grid = np.rint(positions / unit)
+            grid[cond:] = grid[cond - 1] + np.cumsum(steps[cond:], axis=0)
+            changes = np.diff(steps, axis=0, prepend=steps[:1]) * unit
+            record = {**record, "positions": grid * unit, "last_steps": steps[cond - 1] * unit}
+            positions, steps = grid * unit, changes
+        elif self.frame_displacement:  # positions on the written grid, steps as integers on it
+            grid = np.rint(positions / unit)
+            positions, steps = grid * unit, np.diff(grid, axis=0, prepend=grid[:1]) * unit
             record = {**record, "positions": positions}
         out = self.state_block(record, cond - 1) if self.symbolic else []
         for k in range(cond, len(visual_ids)):
@@ -201,7 +224,10 @@ class PhysicsLanguage:
     def state_block(self, record: dict, frame: int) -> list[str]:
         """<state> ... </state>: each ball's colour, radius, position and velocity at `frame`."""
         x_y, v = np.asarray(record["positions"])[frame], np.asarray(record["velocities"])[frame]
-        if self.state_steps:
+        if self.frame_acceleration:  # the step into this frame: what the next frames' changes add to
+            v = np.asarray(record["last_steps"]) if "last_steps" in record else \
+                x_y - np.asarray(record["positions"])[frame - 1]
+        elif self.state_steps:
             v = v * FRAME_DT
         out = ["<state>"]
         for (r, rgb), (x, y), (vx, vy) in zip(zip(record["radii"], record["colors"]), x_y, v):
@@ -263,7 +289,8 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
     if not lang.little_endian:
         raise LanguageError("token roles are defined for little-endian numbers only (checkpoints since the scene token)")
     places = [f"{10.0 ** (k - lang.decimals):g}" for k in range(MAX_INT_DIGITS + lang.decimals)]  # as written
-    axes = ("dx", "dy", "x", "y") if lang.frame_displacement else ("x", "y", "vx", "vy")
+    axes = ("ax", "ay", "x", "y") if lang.frame_acceleration else ("dx", "dy", "x", "y") if lang.frame_displacement \
+        else ("x", "y", "vx", "vy")
     roles, in_state, field, digit, slot = [], False, "", 0, 0
     for t in tokens:
         if t in ("<state>", "</state>"):
@@ -338,7 +365,13 @@ class SequenceParser:
             frame, speeds = [], []
             for i, obj in enumerate(self.objects if lang.symbolic else ()):
                 yield one["<p>"]
-                if lang.frame_displacement:
+                if lang.frame_acceleration:  # the change of the step; the step itself is summed
+                    ax = yield from self._number()
+                    ay = yield from self._number()
+                    last_dx, last_dy = self.velocities[-1][i] if self.velocities else (obj["vx"], obj["vy"])
+                    dx, dy = (round(last_dx * FRAME_DT + ax, lang.decimals), round(last_dy * FRAME_DT + ay, lang.decimals))
+                    speeds.append((dx / FRAME_DT, dy / FRAME_DT))
+                elif lang.frame_displacement:
                     dx = yield from self._number()
                     dy = yield from self._number()
                     speeds.append((dx / FRAME_DT, dy / FRAME_DT))

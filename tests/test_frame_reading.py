@@ -15,7 +15,7 @@ COND = 3
 
 @pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
 def test_parser_reads_the_state_the_simulator_wrote(scene):
-    errors = {"position": [], "velocity": [], "radius": []}
+    errors = {"position": [], "velocity": [], "radius": [], "step": []}
     read = 0
     for plan, traj, bucket in trajectories(scene, "eval")[:20]:
         frames = render(traj, 64)[:COND]
@@ -27,6 +27,8 @@ def test_parser_reads_the_state_the_simulator_wrote(scene):
         errors["position"].append(np.abs(np.asarray(state["positions"][-1]) - traj.positions[COND - 1]).max())
         errors["velocity"].append(np.abs(np.asarray(state["velocities"][-1]) - traj.velocities[COND - 1]).max())
         errors["radius"].append(np.abs(np.asarray(state["radii"]) - traj.radii).max())
+        # frame_acceleration's block: the step into the last frame
+        errors["step"].append(np.abs(np.asarray(state["last_steps"]) - np.diff(traj.positions, axis=0)[COND - 2]).max())
         # the block it makes is one the language reads back
         lang = PhysicsLanguage(48, 4, decimals=3, frame_displacement=True)
         tokens = lang.state_block(state, COND - 1)
@@ -36,6 +38,9 @@ def test_parser_reads_the_state_the_simulator_wrote(scene):
     # about 0.05-0.1 units/s from three frames (the LM's own reading: 0.5-0.65, docs/results_v2.md)
     assert np.median(errors["position"]) < 0.03 and np.median(errors["velocity"]) < 0.15
     assert np.median(errors["radius"]) < 0.1
+    assert np.median(errors["step"]) < 0.015  # a step is a tenth of a velocity
+    if scene == "parabola":  # gravity moves the mean step on to the last one: without it 0.0125 off
+        assert np.median(errors["step"]) < 0.008
 
 
 def test_no_state_when_a_ball_is_cut_by_the_border_or_absent():

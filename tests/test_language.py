@@ -242,3 +242,36 @@ def test_state_steps_write_the_state_velocity_as_the_first_step(scene):
         PhysicsLanguage(CODEBOOK, K, frame_velocity=True, frame_displacement=True)
     with pytest.raises(LanguageError, match="symbolic"):
         PhysicsLanguage(CODEBOOK, K, symbolic=False, frame_displacement=True)
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
+def test_frame_acceleration_writes_what_changes_the_motion(scene):
+    lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
+    record = record_of(scene, 3)
+    ids = visual_ids(32)
+    completion = lang.completion(record, ids)
+    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))
+    clip = lang.parse(completion, 29)
+    truth = np.asarray(record["positions"])
+    # steps are the rounded true ones, summed from the block's position: the drift stays below
+    # half a grid unit per frame
+    assert np.abs(clip.positions - truth[3:]).max() <= 0.0005 * 30 + 1e-9
+    assert np.abs(clip.velocities * FRAME_DT - np.diff(truth, axis=0)[2:]).max() <= 0.0005 + 1e-9
+    block_step = np.array([[o["vx"], o["vy"]] for o in clip.objects]) * FRAME_DT
+    assert np.abs(block_step - (truth[2] - truth[1])).max() <= 0.0005 + 1e-9  # the step into the last frame
+    roles = token_roles(completion, lang)
+    changes = np.array([int(t[1:-1]) * float(r.split()[-1]) for t, r in zip(completion, roles)
+                        if r.startswith(("position ax ", "position ay ")) and not r.endswith("sign")])
+    if scene == "uniform":  # nothing changes the motion: every change is zero
+        assert not changes.any()
+    if scene == "parabola":  # gravity: the vertical step shrinks by g dt^2 = 0.025 every frame
+        ay = [i for i, r in enumerate(roles) if r == "position ay sign"]
+        assert len(ay) == 29 and clip.velocities[1:, 0, 1] - clip.velocities[:-1, 0, 1] == pytest.approx(-0.25, abs=0.011)
+    # a wrong digit of a change moves every later position: the grammar writes them, so any
+    # tampering with a position is malformed
+    at = next(i for i, r in enumerate(roles) if r == "position x 0.01")
+    tampered = completion[:at] + [f"<{(int(completion[at][1:-1]) + 1) % 10}>"] + completion[at + 1:]
+    with pytest.raises(LanguageError, match=f"token {at} "):
+        lang.parse(tampered, 29)
+    with pytest.raises(LanguageError, match="frame_acceleration needs"):
+        PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, frame_acceleration=True)

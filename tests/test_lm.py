@@ -276,6 +276,49 @@ def test_state_read_from_the_frames_is_forced_in_place_of_the_models(sft_run, to
         generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, state_from="oracle")
 
 
+def test_frames_drawn_by_the_renderer_are_the_ddt_tokens_of_the_models_states(sft_run, tokenized, tmp_path):
+    """draw="renderer": every generated frame's visual tokens are the DDT encoding of that frame's
+    states (the model's colours and radii at its positions) drawn by the scene's renderer."""
+    from physar.errors import CheckpointError
+    from physar.tokenizer.codec import encode_clip, load_tokenizer
+    from simulators.render import render_frames
+
+    run, _ = sft_run
+    data = tokenized / "collision"
+    report = generate_dataset(run, data, tmp_path / "gen", limit=3, previews=False, progress=False, draw="renderer")
+    assert report["draw"] == "renderer" and report["parse_rate"] == 1.0
+    ddt = load_tokenizer(load_checkpoint(run)[3]["tokenizer"])
+    for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        objects, positions = clip["objects"], np.asarray(clip["positions"])
+        drawn = render_frames(positions, np.array([max(o["r"], 1e-3) for o in objects]),
+                              np.array([o["color"] for o in objects]), 32)
+        assert np.array_equal(np.asarray(clip["visual_ids"])[3:], encode_clip(ddt, drawn))
+    generate_dataset(run, data, tmp_path / "lm", limit=3, previews=False, progress=False)  # the model's own drawing
+    assert (tmp_path / "lm" / "trajectories.jsonl").read_text() != (tmp_path / "gen" / "trajectories.jsonl").read_text()
+    with pytest.raises(CheckpointError, match="draw"):
+        generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, draw="painter")
+
+
+def test_frame_acceleration_trains_and_generates_summed_steps(tokenized, tmp_path):
+    """frame_acceleration: the model writes each frame's change of step; the steps (velocities)
+    and positions of its trajectory are sums of them, from its <state> block, to the digit."""
+    with pytest.raises(ConfigError, match="frame_acceleration"):
+        tiny_lm([tokenized / "uniform"], tokenized / "ddt", frame_displacement=True, frame_acceleration=True)
+    cfg = tiny_lm([tokenized / "uniform"], tokenized / "ddt", max_length=1536, steps=4, eval_every=4, save_every=4,
+                  decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
+    train_sft(cfg, tmp_path / "run", progress=False)
+    _, _, lang, meta = load_checkpoint(tmp_path / "run")
+    assert lang.frame_acceleration and meta["language"]["frame_acceleration"] is True
+    generate_dataset(tmp_path / "run", tokenized / "uniform", tmp_path / "gen", limit=2, previews=False,
+                     progress=False, state_from="frames")
+    for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        start = np.array([[o["x"], o["y"]] for o in clip["objects"]])
+        steps = np.asarray(clip["velocities"]) * 0.1
+        assert np.abs(np.asarray(clip["positions"]) - np.clip(start + np.cumsum(steps, axis=0), -99.999, 99.999)).max() < 1e-6
+
+
 def test_single_clip_from_scene_parameters(sft_run, tmp_path):
     run, _ = sft_run
     data = single_clip_dataset(tmp_path / "in", run, scene="uniform", params=dict(velocity=5.2, radius=1.0))

@@ -33,10 +33,10 @@ PHYWORLD_BEST_DIT_OOD = {"uniform": 0.288, "collision": 0.153, "parabola": 0.288
 def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: str | Path, count: int | None = 150,
                         convention: str = "exact", batch_size: int = 16, greedy: bool = True, seed: int = EVALUATION_SEED,
                         workers: int = 2, progress: bool = True, data_root: str | Path | None = None,
-                        state_from: str = "model") -> dict:
+                        state_from: str = "model", draw: str = "lm") -> dict:
     """`data_root` (default OUT/data) holds the simulated evaluation sets; give several checkpoints
-    the same one and they are judged on the same clips. `state_from`: who reads the <state> block
-    (`generate_dataset`)."""
+    the same one and they are judged on the same clips. `state_from`: who reads the <state> block;
+    `draw`: who draws the frames (`generate_dataset`)."""
     from physar.lm.model import load_checkpoint
 
     _, _, lang, meta = load_checkpoint(checkpoint)
@@ -50,7 +50,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
                  progress=progress)
         videos = out / "videos" / name
         generation[name] = generate_dataset(checkpoint, data, videos, greedy=greedy, batch_size=batch_size, seed=seed,
-                                            progress=progress, state_from=state_from)
+                                            progress=progress, state_from=state_from, draw=draw)
         velocity.update(evaluate(data, videos, convention, out / "reports" / name / "report.json", progress=progress))
         if lang.symbolic:
             states.update(symbolic_velocity_error(data, videos))
@@ -58,7 +58,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
     data_settings = {Path(r).stem: json.loads((data_root / Path(r).stem / "dataset.json").read_text())["settings"]
                      for r in recipes}
     report = {"checkpoint": str(checkpoint), "weights_sha256": weights_fingerprint(checkpoint),
-              "greedy": greedy, "state_from": state_from, "data_settings": data_settings, "symbolic": lang.symbolic,
+              "greedy": greedy, "state_from": state_from, "draw": draw, "data_settings": data_settings, "symbolic": lang.symbolic,
               "convention": convention,
               "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
               "seconds": round(time.time() - clock, 1)}
@@ -68,7 +68,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
 
 
 def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[str | Path], data_root: str | Path,
-                    convention: str, greedy: bool = True, state_from: str = "model") -> dict | None:
+                    convention: str, greedy: bool = True, state_from: str = "model", draw: str = "lm") -> dict | None:
     """An earlier `evaluate_checkpoint` report in `folder` that still holds: the same weights (by
     fingerprint), pixel convention and decoding, and every recipe's clips in `data_root` simulated
     with the settings it recorded. None when anything differs or is missing (old reports too)."""
@@ -77,7 +77,8 @@ def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[st
         return None
     report = json.loads(path.read_text())
     if (report.get("weights_sha256") != weights_fingerprint(checkpoint) or report.get("convention") != convention
-            or report.get("greedy") != greedy or report.get("state_from", "model") != state_from):
+            or report.get("greedy") != greedy or report.get("state_from", "model") != state_from
+            or report.get("draw", "lm") != draw):
         return None
     for name in (Path(r).stem for r in recipes):
         path = Path(data_root) / name / "dataset.json"
@@ -151,7 +152,8 @@ def report_markdown(report: dict) -> str:
              f"format: {'symbolic' if report['symbolic'] else 'visual-only'}; pixel convention: {report['convention']}; "
              f"took {report['seconds']:.0f} s"
              + ("; <state> block read from the conditioning frames by the parser, not the model"
-                if report.get("state_from") == "frames" else ""), "",
+                if report.get("state_from") == "frames" else "")
+             + ("; frames drawn by the renderer from the model's states" if report.get("draw") == "renderer" else ""), "",
              markdown(report["velocity"], "Velocity error of generated clips (GT floor: the parser on the true videos)"),
              "PhyWorld DiT-S trained on 30K clips, ID: "
              + ", ".join(f"{k} {v}" for k, v in PHYWORLD_DIT_S_30K_ID.items()) + " (its 256 px convention).", ""]
@@ -181,26 +183,31 @@ def report_markdown(report: dict) -> str:
 
 def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | Path, count: int | None = 150,
             convention: str = "exact", batch_size: int = 16, progress: bool = True, page: str | Path | None = None,
-            command: str | None = None, reuse: bool = False, state_from_frames: tuple[str, ...] = ()) -> str:
+            command: str | None = None, reuse: bool = False, state_from_frames: tuple[str, ...] = (),
+            drawn_by_renderer: tuple[str, ...] = ()) -> str:
     """Evaluate several checkpoints (label -> checkpoint) on the same simulated clips; one table
     of velocity error per scene and bucket, one column per row, PhyWorld's published DiT errors and
     the GT floor beside them, and a plot of error against initial speed. `page`: also write the
     table and the plot as a results page (Markdown + PNG beside it) that records `command`.
     `reuse`: a row whose folder in OUT holds a `finished_report` for its checkpoint is not generated again.
-    `state_from_frames`: labels of rows whose <state> block the parser reads from the conditioning frames."""
+    `state_from_frames`: labels of rows whose <state> block the parser reads from the conditioning frames;
+    `drawn_by_renderer`: labels of rows whose frames the renderer draws from the LM's states."""
     out = Path(out)
-    unknown = set(state_from_frames) - set(rows)
-    if unknown:
-        raise ValueError(f"state_from_frames: no row labelled {', '.join(sorted(unknown))}")
+    for name, labels in (("state_from_frames", state_from_frames), ("drawn_by_renderer", drawn_by_renderer)):
+        unknown = set(labels) - set(rows)
+        if unknown:
+            raise ValueError(f"{name}: no row labelled {', '.join(sorted(unknown))}")
     reports = {}
     for label, ckpt in rows.items():
         state_from = "frames" if label in state_from_frames else "model"
-        earlier = finished_report(out / label, ckpt, recipes, out / "data", convention, state_from=state_from) \
-            if reuse else None
+        draw = "renderer" if label in drawn_by_renderer else "lm"
+        earlier = finished_report(out / label, ckpt, recipes, out / "data", convention, state_from=state_from,
+                                  draw=draw) if reuse else None
         if earlier is not None and progress:
             print(f"{label}: reusing {out / label}/report.json (same weights, same clips)")
         reports[label] = earlier or evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size,
-                                                        progress=progress, data_root=out / "data", state_from=state_from)
+                                                        progress=progress, data_root=out / "data", state_from=state_from,
+                                                        draw=draw)
     clips = {label: [json.loads(line) for recipe in map(Path, recipes)
                      for line in (out / label / "reports" / recipe.stem / "clips.jsonl").read_text().splitlines()]
              for label in rows}
@@ -218,8 +225,11 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
         page.parent.mkdir(parents=True, exist_ok=True)
         figure = page.with_suffix(".png")
         shutil.copyfile(out / "velocity_vs_speed.png", figure)
-        rows_text = "\n".join(f"- `{label}`: `{ckpt}`" + (" (<state> block read from the conditioning frames by the "
-                                                           "parser)" if label in state_from_frames else "")
+        notes = {label: [n for n, on in (("<state> block read from the conditioning frames by the parser",
+                                          label in state_from_frames),
+                                         ("frames drawn by the renderer from the LM's states", label in drawn_by_renderer))
+                         if on] for label in rows}
+        rows_text = "\n".join(f"- `{label}`: `{ckpt}`" + (f" ({'; '.join(notes[label])})" if notes[label] else "")
                               for label, ckpt in rows.items())
         page.write_text(f"# Results: Phys-AR rows side by side\n\nProduced by\n\n```\n{command or 'physar compare'}\n```\n\n"
                         f"Rows (checkpoints):\n\n{rows_text}\n\n{text.split(chr(10), 2)[2]}\n"

@@ -22,6 +22,8 @@ class LMConfig(YamlConfig):
     frame_velocity: bool = False  # every frame writes each ball's velocity beside its position (physar/language.py)
     frame_displacement: bool = False  # every frame writes each ball's step since the last frame, then its position
     state_steps: bool = False  # with frame_displacement: the <state> block's velocities as steps per frame
+    # with both: every frame writes each ball's change of step (acceleration x dt^2); steps and positions summed
+    frame_acceleration: bool = False
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -73,6 +75,8 @@ class LMConfig(YamlConfig):
             bad("frame_displacement", "and frame_velocity are two formats of a frame: choose one")
         if self.state_steps and not self.frame_displacement:
             bad("state_steps", "needs frame_displacement: true (the per-frame steps it matches)")
+        if self.frame_acceleration and not self.state_steps:
+            bad("frame_acceleration", "needs frame_displacement: true and state_steps: true (the steps it changes)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

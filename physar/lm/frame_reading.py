@@ -36,5 +36,10 @@ def read_state(frames: np.ndarray, scene: str) -> dict | None:
     # uniform and collision have none; a box clip's gravity is a parameter its frames do not name: taken as none
     gravity = GRAVITY_PARABOLA if scene == "parabola" else 0.0
     velocities[-1] = reference_from_conditioning(parsed.positions, FRAME_DT, gravity)
-    return {"positions": parsed.positions.tolist(), "velocities": velocities.tolist(),
+    # the step into the last frame, for frame_acceleration's block: the mean step, moved on to the
+    # last one by the second difference g dt^2 that every step adds
+    steps = np.diff(parsed.positions, axis=0)
+    last_steps = steps.mean(axis=0)
+    last_steps[:, 1] += gravity * FRAME_DT**2 * (len(steps) - 1) / 2
+    return {"positions": parsed.positions.tolist(), "velocities": velocities.tolist(), "last_steps": last_steps.tolist(),
             "radii": parsed.radii.mean(axis=0).tolist(), "colors": [list(c) for c in colors]}

@@ -83,12 +83,16 @@ def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: i
 def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray, num_frames: int,
                        conditioning_frames: int, max_objects: int, greedy: bool = True, temperature: float = 1.0,
                        top_k: int | None = None, seed: int = 0, scenes: list[str] | None = None,
-                       prefixes: list[list[str]] | None = None) -> list[Clip | str]:
+                       prefixes: list[list[str]] | None = None,
+                       processors: list[LogitsProcessor] = (), draw_with=None) -> list[Clip | str]:
     """One batch: prompt visual ids [B, C, K] (index order) and each row's scene -> per row, the parsed clip of
     `num_frames` generated frames, or the parser's error message. The output is read back from
     the generated ids by the language's parser, independently of the constraint. `prefixes`
     forces the start of each row's completion (e.g. the simulator's own <state> block, to see how
-    the model continues from a perfect reading); the parsed clip includes them."""
+    the model continues from a perfect reading); the parsed clip includes them. `processors` run
+    after the grammar's (benchmarks/lm_given_trajectory.py forces every symbolic token with one).
+    `draw_with` (a DDT tokenizer): each frame's visual tokens are those of its states drawn by the
+    renderer, not the LM's (physar/lm/drawing.py)."""
     torch.manual_seed(seed)
     scenes = scenes or [None] * len(prompt_ids)
     prefixes = prefixes or [[] for _ in prompt_ids]
@@ -97,11 +101,15 @@ def generate_sequences(model, tok, lang: PhysicsLanguage, prompt_ids: np.ndarray
     enc = tok(texts, return_tensors="pt", padding=True)
     prompt_length = enc["input_ids"].shape[1]
     constraint = GrammarConstraint(lang, tok, num_frames, max_objects, prefixes)
+    if draw_with is not None:
+        from physar.lm.drawing import DrawnFrames
+
+        processors = [DrawnFrames(constraint, draw_with, lang), *processors]
     sampling = {"temperature": temperature, "top_k": top_k or 0} if not greedy else {}
     budget = lang.max_completion_length(num_frames, max_objects)  # the grammar ends every row within it
     budget -= min(map(len, prefixes))
     output = model.generate(**enc, max_new_tokens=budget, do_sample=not greedy, use_cache=True,
-                            logits_processor=LogitsProcessorList([constraint]), pad_token_id=tok.pad_token_id,
+                            logits_processor=LogitsProcessorList([constraint, *processors]), pad_token_id=tok.pad_token_id,
                             eos_token_id=tok.eos_token_id, **sampling)
     clips = []
     for prefix, row in zip(prefixes, output[:, prompt_length:].tolist()):
@@ -141,11 +149,13 @@ def _summary(values: list[float]) -> dict:
 def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Path, greedy: bool = True,
                      temperature: float = 1.0, top_k: int | None = None, batch_size: int = 16, seed: int = 0,
                      limit: int | None = None, decoder_steps: int = 0, previews: bool = True,
-                     progress: bool = True, state_from: str = "model") -> dict:
+                     progress: bool = True, state_from: str = "model", draw: str = "lm") -> dict:
     """Continue every clip of `data_dir` and write the videos, trajectories.jsonl, a report and
     previews to `out`. `state_from`: "model" (the LM reads the scene into its <state> block) or
     "frames" (the evaluator's parser reads it from the conditioning frames and the block is forced:
-    physar/lm/frame_reading.py; clips it cannot read fall back to the model's reading)."""
+    physar/lm/frame_reading.py; clips it cannot read fall back to the model's reading). `draw`: "lm"
+    (the LM writes each frame's visual tokens) or "renderer" (the frame's states drawn and encoded:
+    physar/lm/drawing.py)."""
     from tqdm import tqdm
 
     from physar.lm.frame_reading import read_state
@@ -159,6 +169,10 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
     cond, total = meta["conditioning_frames"], meta["num_frames"]
     if state_from not in ("model", "frames"):
         raise CheckpointError(f"state_from {state_from!r}: expected 'model' or 'frames'")
+    if draw not in ("lm", "renderer"):
+        raise CheckpointError(f"draw {draw!r}: expected 'lm' or 'renderer'")
+    if draw == "renderer" and not lang.symbolic:
+        raise CheckpointError(f"{checkpoint}: a visual-only model writes no states for the renderer to draw")
     if state_from == "frames" and not lang.symbolic:
         raise CheckpointError(f"{checkpoint}: a visual-only model writes no <state> block to read from the frames")
     for r in records:
@@ -183,7 +197,8 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
                 read_by_parser += sum(s is not None for s in states)
                 prefixes = [lang.state_block(s, cond - 1) if s is not None else [] for s in states]
             clips = generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
-                                       greedy, temperature, top_k, seed + start, [r["scene"] for r in batch], prefixes)
+                                       greedy, temperature, top_k, seed + start, [r["scene"] for r in batch], prefixes,
+                                       draw_with=ddt if draw == "renderer" else None)
             for record, prompt, clip in zip(batch, prompts, clips):
                 if isinstance(clip, str):
                     failures.append({"video": record["video"], "error": clip})
@@ -208,7 +223,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
               "parse_rate": len(rows) / max(1, len(records)), "failures": failures, "seconds": round(seconds, 1),
               "seconds_per_clip": round(seconds / max(1, len(records)), 3), "greedy": greedy,
               "temperature": None if greedy else temperature, "top_k": top_k, "decoder_steps": decoder_steps,
-              "symbolic": lang.symbolic, "state_from": state_from,
+              "symbolic": lang.symbolic, "state_from": state_from, "draw": draw,
               "states_read_by_parser": read_by_parser if state_from == "frames" else None,
               "agreement_px": _summary(agreement),
               "agreement_found": float(np.mean(found)) if found else None}
@@ -232,6 +247,8 @@ def generation_markdown(report: dict) -> str:
              f"- <state> block read by: " + ("the model" if report.get("state_from", "model") == "model" else
                                              f"the parser, from the conditioning frames ({report['states_read_by_parser']} "
                                              f"clips; the model read the rest)"),
+             "- frames drawn by: " + ("the LM (its visual tokens)" if report.get("draw", "lm") == "lm" else
+                                      "the renderer, from the LM's states (then DDT-encoded)"),
              f"- decoded frames vs the model's symbolic states: median {fmt(a['median'])} px, p95 {fmt(a['p95'])} px, "
              f"balls found {fmt(report['agreement_found'])}"]
     lines += [f"- failed: `{f['video']}`: {f['error']}" for f in report["failures"][:20]]

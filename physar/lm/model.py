@@ -77,7 +77,8 @@ def language_info(lang: PhysicsLanguage) -> dict:
     return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame,
             "decimals": lang.decimals, "symbolic": lang.symbolic, "scene_token": lang.scene_token,
             "little_endian": lang.little_endian, "frame_velocity": lang.frame_velocity,
-            "frame_displacement": lang.frame_displacement, "state_steps": lang.state_steps}
+            "frame_displacement": lang.frame_displacement, "state_steps": lang.state_steps,
+            "frame_acceleration": lang.frame_acceleration}
 
 
 def _relative(path: Path, start: Path) -> str:
