@@ -81,6 +81,34 @@ def test_grpo_runs_logs_rewards_and_writes_a_checkpoint(sft_run, tokenized, tmp_
     assert moved > 0
 
 
+def test_parser_read_state_ends_each_prompt_and_rollouts_continue_it(sft_run, tokenized, tmp_path):
+    """state_from: frames: the parser's <state> block closes every prompt; the judge reads a
+    completion after it, and GRPO's constrained rollouts continue from it (every one parses)."""
+    from physar.lm.frame_reading import read_state
+
+    run, tok, lang, meta, ddt = _setup(sft_run)
+    folder = tokenized / "uniform"
+    pool = prompt_pool([folder], ddt, lang, "supervised", state_from="frames")
+    records = {str(folder / r["video"]): r for r in load_metadata(folder)}
+    assert len(pool) >= 3
+    judge = RolloutJudge(lang, tok, ddt, 29, meta["max_objects"], "symbolic")
+    for row in pool[:3]:
+        record = records[row["video"]]
+        frames = read_video(folder / record["video"])
+        block = lang.text(lang.state_block(read_state(frames[:3], "uniform"), 2))
+        assert row["prompt"].endswith(block) and "<frame>" in row["prompt"]
+        completion = lang.completion(record, encode_clip(ddt, frames))
+        after_block = tok(lang.text(completion[completion.index("</state>") + 1:]))["input_ids"][1:]
+        scored = judge(after_block, row)
+        assert scored["format_ok"] == 1.0 and scored["physics"] > 0.9
+        assert judge(after_block, {**row, "prompt": ""})["format_ok"] == 0.0  # without the block it is malformed
+    cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=4, num_generations=2, prompts_per_step=2,
+                   steps=1, save_every=1, state_from="frames")
+    train_rl(cfg, tmp_path / "rl", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    assert [r["rewards/format_ok/mean"] for r in logged if "rewards/format_ok/mean" in r] == [1.0]
+
+
 def test_rl_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="mode"):
         RLConfig(mode="guess")
@@ -89,3 +117,5 @@ def test_rl_config_errors(tmp_path):
     (tmp_path / "c.yaml").write_text("reward_weights: {speed: 1.0}\n")
     with pytest.raises(ConfigError, match="unknown reward speed"):
         RLConfig.from_yaml(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="state_from"):
+        RLConfig(state_from="oracle")

@@ -31,9 +31,10 @@ class GrammarConstraint(LogitsProcessor):
     completion tokens already placed at the end of the prompts: the parsers read them first."""
 
     def __init__(self, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int | None = None,
-                 prefixes: list[list[str]] | None = None):
+                 prefixes: list[list[str]] | None = None, prefix_from_prompt: bool = False):
         self.lang, self.num_frames, self.max_objects = lang, num_frames, max_objects
-        self.prefixes = prefixes
+        self.prefixes, self.prefix_from_prompt = prefixes, prefix_from_prompt
+        self.tok = tok
         self.parsers: list[SequenceParser] | None = None
         self.prompt_length = 0
         # the language's <eos> is whatever the tokenizer ends sequences with (a base model's own)
@@ -55,6 +56,8 @@ class GrammarConstraint(LogitsProcessor):
         if self.parsers is None:
             self.prompt_length = input_ids.shape[1]
             self.parsers = [SequenceParser(self.lang, self.num_frames, self.max_objects) for _ in range(len(input_ids))]
+            if self.prefixes is None and self.prefix_from_prompt:  # a <state> block closing the prompt
+                self.prefixes = [_from_last_state(self.tok.convert_ids_to_tokens(row)) for row in input_ids.tolist()]
             for parser, prefix in zip(self.parsers, self.prefixes or ()):
                 for token in prefix:
                     parser.feed(token)
@@ -66,13 +69,18 @@ class GrammarConstraint(LogitsProcessor):
         return scores.masked_fill(~masks.to(scores.device), float("-inf"))
 
 
-def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int):
-    """Make every `model.generate` call (trl's rollouts too) follow the physics language."""
+def _from_last_state(tokens: list[str]) -> list[str]:
+    return tokens[len(tokens) - 1 - tokens[::-1].index("<state>"):] if "<state>" in tokens else []
+
+
+def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int, prefix_from_prompt: bool = False):
+    """Make every `model.generate` call (trl's rollouts too) follow the physics language.
+    `prefix_from_prompt`: prompts may end with a given <state> block, which the grammar reads first."""
     plain = model.generate
 
     def generate(*args, **kwargs):
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-        processors.append(GrammarConstraint(lang, tok, num_frames, max_objects))
+        processors.append(GrammarConstraint(lang, tok, num_frames, max_objects, prefix_from_prompt=prefix_from_prompt))
         return plain(*args, logits_processor=processors, **kwargs)
 
     model.generate = generate

@@ -17,6 +17,9 @@ class RLConfig(YamlConfig):
     max_prompts: int | None = None  # per folder (an even spread); None: all
     mode: str = "supervised"  # supervised: simulator truth; label_free: only what the conditioning frames show
     trajectory: str = "symbolic"  # read positions from the model's symbolic states, or from its decoded frames
+    # who writes the <state> block: the policy (model), or the evaluator's parser from the conditioning
+    # frames (frames: the block ends each prompt, as `physar generate --state-from frames` forces it)
+    state_from: str = "model"
     reward_weights: dict = field(default_factory=lambda: {"physics": 1.0, "agreement": 0.5, "format_ok": 0.1})
     num_generations: int = 4  # group size G
     prompts_per_step: int = 2
@@ -35,6 +38,8 @@ class RLConfig(YamlConfig):
             bad("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.trajectory not in SOURCES:
             bad("trajectory", f"must be one of {', '.join(SOURCES)}, got {self.trajectory!r}")
+        if self.state_from not in ("model", "frames"):
+            bad("state_from", f"must be 'model' or 'frames', got {self.state_from!r}")
         if self.num_generations < 2:
             bad("num_generations", f"GRPO needs groups of at least 2, got {self.num_generations}")
         for key in ("prompts_per_step", "steps", "save_every"):

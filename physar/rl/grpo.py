@@ -19,7 +19,7 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import parse_frames
-from physar.language import LanguageError, object_order
+from physar.language import LanguageError, object_order, split_tokens
 from physar.lm.assess import EVALUATION_SEED
 from physar.lm.frame_reading import read_state
 from physar.rl import rewards
@@ -36,9 +36,11 @@ def _spread(records: list[dict], n: int | None) -> list[dict]:
     return [records[i] for i in np.linspace(0, len(records) - 1, n).round().astype(int)]
 
 
-def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: int | None = None) -> list[dict]:
+def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: int | None = None,
+                state_from: str = "model") -> list[dict]:
     """One row per clip: the prompt text and the reference its rollouts are scored against
-    (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours)."""
+    (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours).
+    state_from="frames": the parser's <state> block ends the prompt (clips it cannot read are left out)."""
     from physar.tokenizer.codec import encode_clip
 
     rows = []
@@ -52,6 +54,12 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                                   f"{', '.join(REWARDED_SCENES)}")
             cond = r["conditioning_frames"]
             frames = read_video(folder / r["video"])[:cond]
+            prompt = lang.prompt(encode_clip(ddt, frames), cond, r["scene"])
+            if state_from == "frames":
+                read = read_state(frames, r["scene"])
+                if read is None:
+                    continue
+                prompt += lang.state_block(read, cond - 1)
             if mode == "supervised":
                 start = np.asarray(r["positions"])[cond - 1]
                 v0 = np.asarray(r["velocities"])[cond - 1]
@@ -62,7 +70,7 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                     continue  # a ball not wholly in view: its centre and velocity cannot be read
                 start, v0 = np.asarray(state["positions"][-1]), np.asarray(state["velocities"][-1])
                 radii = np.asarray(state["radii"])
-            rows.append({"prompt": lang.text(lang.prompt(encode_clip(ddt, frames), cond, r["scene"])), "scene": r["scene"],
+            rows.append({"prompt": lang.text(prompt), "scene": r["scene"],
                          "video": str(folder / r["video"]),
                          "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
     if not rows:
@@ -93,7 +101,7 @@ class RolloutJudge:
         self.cache: dict[tuple, dict] = {}
 
     def __call__(self, ids: list[int], row: dict) -> dict:
-        key = (tuple(ids), json.dumps(row["start"]))
+        key = (tuple(ids), json.dumps(row["start"]), row.get("prompt", ""))
         if key not in self.cache:
             if len(self.cache) > 4096:
                 self.cache.clear()
@@ -104,6 +112,9 @@ class RolloutJudge:
         from physar.tokenizer.codec import decode_clip
 
         tokens = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
+        prompt = split_tokens(row.get("prompt", ""))
+        if "<state>" in prompt:  # the block given in the prompt (state_from: frames) starts the completion read
+            tokens = prompt[prompt.index("<state>"):] + tokens
         try:
             clip = self.lang.parse(tokens, self.num_frames, self.max_objects)
         except LanguageError:
@@ -145,7 +156,8 @@ def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
     def make(name):
         def score(prompts, completions, completion_ids, **columns):
             keys = ("scene", "start", "v0", "radii", "colors")
-            return [judge(ids, {k: columns[k][i] for k in keys})[name] for i, ids in enumerate(completion_ids)]
+            return [judge(ids, {**{k: columns[k][i] for k in keys}, "prompt": prompts[i]})[name]
+                    for i, ids in enumerate(completion_ids)]
 
         score.__name__ = name
         return score
@@ -176,7 +188,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     sft_folder = resolve_checkpoint(cfg.checkpoint)
     ddt = load_tokenizer(meta["tokenizer"])
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
-    pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts)
+    pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
     start_run(run, cfg.to_dict())
@@ -192,7 +204,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     # trl builds the policy and the KL reference from the checkpoint folder
     trainer = GRPOTrainer(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
                           train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
-    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"])
+    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames")
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)
     info = {**{k: meta[k] for k in ("conditioning_frames", "num_frames", "resolution", "max_objects")},
