@@ -88,8 +88,8 @@ def evaluate_cmd(
     recipe: Optional[list[Path]] = typer.Option(None, help="With --checkpoint: dataset recipe(s), e.g. --recipe datasets/uniform.yaml datasets/collision.yaml."),
     count: Optional[int] = typer.Option(150, min=1, help="With --checkpoint: evaluation clips per recipe (ID and OOD in proportion)."),
     batch_size: int = typer.Option(16, min=1, help="With --checkpoint: clips generated together."),
-    state_from: StateFrom = typer.Option(StateFrom.model, help="With --checkpoint: who reads the scene into the <state> block (see `physar generate --help`)."),
-    draw: Draw = typer.Option(Draw.lm, help="With --checkpoint: who draws the generated frames (see `physar generate --help`)."),
+    state_from: Optional[StateFrom] = typer.Option(None, help="With --checkpoint: who reads the scene into the <state> block (see `physar generate --help`)."),
+    draw: Optional[Draw] = typer.Option(None, help="With --checkpoint: who draws the generated frames (see `physar generate --help`)."),
 ):
     """Velocity errors per scene and bucket (PhyWorld's parser and metric), with the ground-truth floor;
     or, with --checkpoint and --recipe, the whole evaluation of an LM checkpoint."""
@@ -99,7 +99,7 @@ def evaluate_cmd(
         if data_dir is not None or not recipe:
             raise typer.BadParameter("with --checkpoint give --recipe (and no DATA_DIR)")
         report = evaluate_checkpoint(checkpoint, recipe, out or Path("outputs/eval"), count, convention.value, batch_size,
-                                     state_from=state_from.value, draw=draw.value)
+                                     state_from=state_from and state_from.value, draw=draw and draw.value)
         typer.echo(report_markdown(report))
         return
     if data_dir is None:
@@ -119,8 +119,8 @@ def demo_cmd(
     checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu_v2 when present."),
     model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
     model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
-    state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the LM's <state> block (see `physar generate --help`)."),
-    draw: Draw = typer.Option(Draw.lm, help="Who draws the LM's generated frames (see `physar generate --help`)."),
+    state_from: Optional[StateFrom] = typer.Option(None, help="Who reads the scene into the LM's <state> block (see `physar generate --help`)."),
+    draw: Optional[Draw] = typer.Option(None, help="Who draws the LM's generated frames (see `physar generate --help`)."),
     train: bool = typer.Option(False, "--train", help="Instead: run the whole pipeline (simulate, tokenizer, SFT, RL, evaluate) at the tiny preset into OUT/pipeline (a few minutes)."),
 ):
     """The main job: simulate evaluation sets of each scene, measure the ground-truth floor, generate clips
@@ -135,8 +135,8 @@ def demo_cmd(
 
     if model and checkpoint is None and (SHIPPED_LM / "physar.json").is_file():
         checkpoint = SHIPPED_LM
-    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count, state_from.value,
-                           draw.value))
+    typer.echo(run_demo(out, count, resolution, workers, checkpoint if model else None, model_count, state_from and state_from.value,
+                           draw and draw.value))
 
 
 @tokenizer_app.command("train")
@@ -271,8 +271,8 @@ def generate_cmd(
     limit: Optional[int] = typer.Option(None, min=1, help="--data: only the first N clips."),
     decoder_steps: int = typer.Option(0, min=0, help="DDT decoder: 0 = one-step renderer; N = N-step DDIM."),
     seed: int = typer.Option(0, help="Seed for sampling and for the simulated placement."),
-    state_from: StateFrom = typer.Option(StateFrom.model, help="Who reads the scene into the <state> block: the LM (model), or the evaluator's parser from the conditioning frames (frames: label-free; the LM then writes only the roll-out)."),
-    draw: Draw = typer.Option(Draw.lm, help="Who draws each generated frame: the LM (lm: its visual tokens) or the renderer (renderer: the balls of the LM's own states drawn and DDT-encoded in place of its visual tokens, so the video shows its symbolic physics; physar/lm/drawing.py)."),
+    state_from: Optional[StateFrom] = typer.Option(None, help="Who reads the scene into the <state> block: the LM (model), or the evaluator's parser from the conditioning frames (frames: label-free; the LM then writes only the roll-out). Default: the checkpoint's own setting (physar.json \"generation\"), else model."),
+    draw: Optional[Draw] = typer.Option(None, help="Who draws each generated frame: the LM (lm: its visual tokens) or the renderer (renderer: the balls of the LM's own states drawn and DDT-encoded in place of its visual tokens, so the video shows its symbolic physics; physar/lm/drawing.py). Default: the checkpoint's own setting, else lm."),
 ):
     """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
     from physar.lm.generate import generate_dataset, single_clip_dataset
@@ -285,7 +285,7 @@ def generate_cmd(
                                    params=dict(velocity=velocity, radius=radius, velocity2=velocity2, radius2=radius2))
     report = generate_dataset(checkpoint, data, out, greedy=greedy, temperature=temperature, top_k=top_k,
                               batch_size=batch_size, seed=seed, limit=limit, decoder_steps=decoder_steps,
-                              state_from=state_from.value, draw=draw.value)
+                              state_from=state_from and state_from.value, draw=draw and draw.value)
     typer.echo(f"{out}: {report['parsed']}/{report['clips']} clips parsed, {report['seconds_per_clip']:.2f} s per clip; "
                f"decoded frames vs symbolic states: {report['agreement_px']} px")
 

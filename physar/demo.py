@@ -21,8 +21,8 @@ SCENES = ("uniform", "collision", "parabola")
 
 
 def run_demo(out: str | Path = "outputs/demo", count: int = 300, resolution: int = 64, workers: int = 2,
-             checkpoint: str | Path | None = None, model_count: int = 30, state_from: str = "model",
-             draw: str = "lm") -> Path:
+             checkpoint: str | Path | None = None, model_count: int = 30, state_from: str | None = None,
+             draw: str | None = None) -> Path:
     out = Path(out)
     start = time.time()
     merged: dict[str, dict] = {"exact": {}, "phyworld": {}}

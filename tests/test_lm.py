@@ -300,6 +300,27 @@ def test_frames_drawn_by_the_renderer_are_the_ddt_tokens_of_the_models_states(sf
         generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, draw="painter")
 
 
+def test_a_checkpoint_can_name_its_own_generation_settings(sft_run, tokenized, tmp_path):
+    """physar.json "generation" sets who reads and who draws when the caller does not say."""
+    import shutil
+
+    from physar.lm.model import resolve_checkpoint
+
+    run, _ = sft_run
+    shipped = tmp_path / "shipped"
+    shutil.copytree(resolve_checkpoint(run), shipped)
+    meta = json.loads((shipped / "physar.json").read_text())
+    meta["tokenizer"] = str(resolve_checkpoint(run) / meta["tokenizer"])
+    (shipped / "physar.json").write_text(json.dumps({**meta, "generation": {"state_from": "frames", "draw": "renderer"}}))
+    data = tokenized / "uniform"
+    own = generate_dataset(shipped, data, tmp_path / "own", limit=2, previews=False, progress=False)
+    assert (own["state_from"], own["draw"]) == ("frames", "renderer")
+    asked = generate_dataset(shipped, data, tmp_path / "asked", limit=2, previews=False, progress=False, draw="lm")
+    assert (asked["state_from"], asked["draw"]) == ("frames", "lm")
+    plain = generate_dataset(run, data, tmp_path / "plain", limit=2, previews=False, progress=False)
+    assert (plain["state_from"], plain["draw"]) == ("model", "lm")
+
+
 def test_frame_acceleration_trains_and_generates_summed_steps(tokenized, tmp_path):
     """frame_acceleration: the model writes each frame's change of step; the steps (velocities)
     and positions of its trajectory are sums of them, from its <state> block, to the digit."""

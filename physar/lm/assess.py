@@ -33,13 +33,14 @@ PHYWORLD_BEST_DIT_OOD = {"uniform": 0.288, "collision": 0.153, "parabola": 0.288
 def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: str | Path, count: int | None = 150,
                         convention: str = "exact", batch_size: int = 16, greedy: bool = True, seed: int = EVALUATION_SEED,
                         workers: int = 2, progress: bool = True, data_root: str | Path | None = None,
-                        state_from: str = "model", draw: str = "lm") -> dict:
+                        state_from: str | None = None, draw: str | None = None) -> dict:
     """`data_root` (default OUT/data) holds the simulated evaluation sets; give several checkpoints
     the same one and they are judged on the same clips. `state_from`: who reads the <state> block;
-    `draw`: who draws the frames (`generate_dataset`)."""
-    from physar.lm.model import load_checkpoint
+    `draw`: who draws the frames (`generate_dataset`; None: the checkpoint's own setting)."""
+    from physar.lm.model import generation_settings, load_checkpoint
 
     _, _, lang, meta = load_checkpoint(checkpoint)
+    state_from, draw = generation_settings(meta, state_from, draw)
     out = Path(out)
     data_root = Path(data_root) if data_root is not None else out / "data"
     velocity, states, reading, generation, clock = {}, {}, {}, {}, time.time()

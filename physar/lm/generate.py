@@ -157,22 +157,23 @@ def _summary(values: list[float]) -> dict:
 def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Path, greedy: bool = True,
                      temperature: float = 1.0, top_k: int | None = None, batch_size: int = 16, seed: int = 0,
                      limit: int | None = None, decoder_steps: int = 0, previews: bool = True,
-                     progress: bool = True, state_from: str = "model", draw: str = "lm") -> dict:
+                     progress: bool = True, state_from: str | None = None, draw: str | None = None) -> dict:
     """Continue every clip of `data_dir` and write the videos, trajectories.jsonl, a report and
     previews to `out`. `state_from`: "model" (the LM reads the scene into its <state> block) or
     "frames" (the evaluator's parser reads it from the conditioning frames and the block is forced:
     physar/lm/frame_reading.py; clips it cannot read fall back to the model's reading). `draw`: "lm"
     (the LM writes each frame's visual tokens) or "renderer" (the frame's states drawn and encoded:
-    physar/lm/drawing.py)."""
+    physar/lm/drawing.py). None: the checkpoint's own setting (`physar.lm.model.generation_settings`)."""
     from tqdm import tqdm
 
     from physar.lm.frame_reading import read_state
-    from physar.lm.model import load_checkpoint
+    from physar.lm.model import generation_settings, load_checkpoint
     from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
 
     data_dir, out = Path(data_dir), Path(out)
     records = load_metadata(data_dir)[:limit]
     model, tok, lang, meta = load_checkpoint(checkpoint)
+    state_from, draw = generation_settings(meta, state_from, draw)
     ddt = load_tokenizer(meta["tokenizer"])
     cond, total = meta["conditioning_frames"], meta["num_frames"]
     if state_from not in ("model", "frames"):

@@ -97,6 +97,17 @@ def save_checkpoint(folder: str | Path, model, tok, lang: PhysicsLanguage, token
     (folder / PHYSAR_FILE).write_text(json.dumps(meta, indent=1))
 
 
+GENERATION_DEFAULTS = {"state_from": "model", "draw": "lm"}
+
+
+def generation_settings(meta: dict, state_from: str | None = None, draw: str | None = None) -> tuple[str, str]:
+    """Who reads the <state> block and who draws the frames: as asked, else the checkpoint's own
+    setting (physar.json "generation", written where a checkpoint is shipped to run so, as Hugging
+    Face keeps a model's decoding defaults in generation_config.json), else the LM for both."""
+    own = {**GENERATION_DEFAULTS, **meta.get("generation", {})}
+    return state_from or own["state_from"], draw or own["draw"]
+
+
 def resolve_checkpoint(folder: str | Path) -> Path:
     """A checkpoint folder, or a run folder holding checkpoint/ -> the checkpoint folder."""
     folder = Path(folder)
