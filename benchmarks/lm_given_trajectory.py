@@ -15,7 +15,7 @@ Beside them the median distance between the decoded balls and the given states.
         --data outputs/compare_v2/data/uniform outputs/compare_v2/data/collision outputs/compare_v2/data/parabola
 
 Greedy decoding; the checkpoint's DDT decoder, one-step renderer. On the 2-core CPU machine,
-12 ID and 12 OOD clips of each of the three folders: about 5 minutes for `sft_cpu_v2`.
+12 ID and 12 OOD clips of each of the three folders: about 6 minutes for `sft_cpu_v2`.
 """
 
 from __future__ import annotations
