@@ -37,12 +37,15 @@ from physar.video import read_video
 
 
 class ForceSymbols(LogitsProcessor):
-    """Row b's completion token s is forced to targets[b][s] unless that is None (left free)."""
+    """Row b's completion token s is forced to targets[b][s] unless that is None (left free). The
+    first call fixes the (left-padded) prompt length."""
 
-    def __init__(self, targets: list[list[int | None]], prompt_length: int):
-        self.targets, self.prompt_length = targets, prompt_length
+    def __init__(self, targets: list[list[int | None]]):
+        self.targets, self.prompt_length = targets, None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1]
         step = input_ids.shape[1] - self.prompt_length
         for row, target in enumerate(self.targets):
             if step < len(target) and target[step] is not None:
@@ -68,11 +71,8 @@ def measure(checkpoint: str, data_dir: str, limit: int | None, batch_size: int =
         ids = [encode_clip(ddt, v) for v in videos]
         prompts = np.stack([i[:cond] for i in ids])
         completions = [lang.completion(r, i) for r, i in zip(batch, ids)]
-        targets = [[None if t in lang.index and t in lang.expect["visual"] else tok.convert_tokens_to_ids(t)
-                    for t in c] for c in completions]
-        # the prompt length generate_sequences will build: the longest prompt (left padding)
-        texts = [lang.text(lang.prompt(p, cond, r["scene"])) for p, r in zip(prompts, batch)]
-        prompt_length = tok(texts, return_tensors="pt", padding=True)["input_ids"].shape[1]
+        targets = [[None if t in lang.expect["visual"] else tok.convert_tokens_to_ids(t) for t in c]
+                   for c in completions]
         scenes = [r["scene"] for r in batch]
         runs = {"free": generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
                                            seed=start, scenes=scenes),
@@ -80,7 +80,7 @@ def measure(checkpoint: str, data_dir: str, limit: int | None, batch_size: int =
                                             seed=start, scenes=scenes, draw_with=ddt),
                 "given": generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
                                             seed=start, scenes=scenes,
-                                            processors=[ForceSymbols(targets, prompt_length)])}
+                                            processors=[ForceSymbols(targets)])}
         for k, (record, prompt, video, true_ids) in enumerate(zip(batch, prompts, videos, ids)):
             group = "in" if record["bucket"] == "in" else "out"
             for mode, clips in runs.items():

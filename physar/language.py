@@ -322,6 +322,12 @@ def split_tokens(text: str) -> list[str]:
     return re.findall(r"<[^<>]+>", text)
 
 
+def given_state_block(prompt: list[str]) -> list[str]:
+    """The <state> block a prompt ends with (given, e.g. read by the parser), for the completion's
+    parser to read first; [] when the prompt holds none."""
+    return prompt[len(prompt) - 1 - prompt[::-1].index("<state>"):] if "<state>" in prompt else []
+
+
 class SequenceParser:
     """Reads a completion one token at a time. `allowed()` is the set of tokens that may come
     next; `feed` raises LanguageError for any other. Special tokens other than <eos> are never

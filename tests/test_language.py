@@ -187,15 +187,19 @@ def test_frame_velocity_writes_and_reads_each_frames_velocity(scene):
         PhysicsLanguage(CODEBOOK, K, symbolic=False, frame_velocity=True)
 
 
+def written_and_read(lang, scene):
+    """A simulated clip of `scene` (4th clip) written in `lang` and parsed back: (record, visual ids,
+    completion tokens, parsed clip, true positions); the completion fits the grammar's budget."""
+    record, ids = record_of(scene, 3), visual_ids(32)
+    completion = lang.completion(record, ids)
+    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))
+    return record, ids, completion, lang.parse(completion, 29), np.asarray(record["positions"])
+
+
 @pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
 def test_frame_displacement_makes_each_position_the_last_plus_its_step(scene):
     lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True)
-    record = record_of(scene, 3)
-    ids = visual_ids(32)
-    completion = lang.completion(record, ids)
-    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))
-    clip = lang.parse(completion, 29)
-    truth = np.asarray(record["positions"])
+    record, ids, completion, clip, truth = written_and_read(lang, scene)
     assert np.abs(clip.positions - truth[3:]).max() <= 0.0005 + 1e-9  # rounded, no drift
     # the written step takes the last written position (the <state> block's, then each frame's) to
     # this one exactly: on the grid of 0.001 the addition has no remainder
@@ -247,12 +251,7 @@ def test_state_steps_write_the_state_velocity_as_the_first_step(scene):
 @pytest.mark.parametrize("scene", ["uniform", "collision", "parabola"])
 def test_frame_acceleration_writes_what_changes_the_motion(scene):
     lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
-    record = record_of(scene, 3)
-    ids = visual_ids(32)
-    completion = lang.completion(record, ids)
-    assert len(completion) + 1 <= lang.max_completion_length(29, len(record["radii"]))
-    clip = lang.parse(completion, 29)
-    truth = np.asarray(record["positions"])
+    record, ids, completion, clip, truth = written_and_read(lang, scene)
     # steps are the rounded true ones, summed from the block's position: the drift stays below
     # half a grid unit per frame
     assert np.abs(clip.positions - truth[3:]).max() <= 0.0005 * 30 + 1e-9

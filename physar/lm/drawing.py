@@ -26,8 +26,7 @@ class DrawnFrames(LogitsProcessor):
 
     def __init__(self, constraint, ddt, lang):
         self.constraint, self.ddt, self.lang = constraint, ddt, lang
-        self.queues: list[list[int]] | None = None
-        self.drawn: list[int] | None = None
+        self.queues: list[list[int]] | None = None  # per row, the rest of the frame being forced
         self.visual_id = [constraint.id_of[t] for t in lang.visual]
 
     def draw(self, parser) -> list[int]:
@@ -43,16 +42,13 @@ class DrawnFrames(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         parsers = self.constraint.parsers
         if self.queues is None:
-            self.queues, self.drawn = [[] for _ in parsers], [0 for _ in parsers]
+            self.queues = [[] for _ in parsers]
         visual = self.lang.expect["visual"]
         for row, parser in enumerate(parsers):
             if parser.done or parser.allowed() is not visual:
                 continue
-            if not self.queues[row]:
-                if self.drawn[row] != len(parser.visual) or not parser.objects:
-                    continue  # mid-frame with nothing queued cannot happen; no balls: leave the LM's
+            if not self.queues[row]:  # the frame's first visual token: its states are all written
                 self.queues[row] = self.draw(parser)
-                self.drawn[row] += 1
             token = self.queues[row].pop(0)
             scores[row] = float("-inf")
             scores[row, token] = 0.0

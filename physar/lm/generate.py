@@ -20,7 +20,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from physar.data.generate import load_metadata
 from physar.errors import CheckpointError
 from physar.evaluation.parse import parse_frames
-from physar.language import SCENE_NAMES, Clip, LanguageError, PhysicsLanguage, SequenceParser
+from physar.language import SCENE_NAMES, Clip, LanguageError, PhysicsLanguage, SequenceParser, given_state_block
 from physar.video import read_video, write_video
 
 
@@ -57,7 +57,7 @@ class GrammarConstraint(LogitsProcessor):
             self.prompt_length = input_ids.shape[1]
             self.parsers = [SequenceParser(self.lang, self.num_frames, self.max_objects) for _ in range(len(input_ids))]
             if self.prefixes is None and self.prefix_from_prompt:  # a <state> block closing the prompt
-                self.prefixes = [_from_last_state(self.tok.convert_ids_to_tokens(row)) for row in input_ids.tolist()]
+                self.prefixes = [given_state_block(self.tok.convert_ids_to_tokens(row)) for row in input_ids.tolist()]
             for parser, prefix in zip(self.parsers, self.prefixes or ()):
                 for token in prefix:
                     parser.feed(token)
@@ -67,10 +67,6 @@ class GrammarConstraint(LogitsProcessor):
                     parser.feed(self.token_of[row])
         masks = torch.stack([self._mask(self.eos if p.done else p.allowed(), scores.shape[1]) for p in self.parsers])
         return scores.masked_fill(~masks.to(scores.device), float("-inf"))
-
-
-def _from_last_state(tokens: list[str]) -> list[str]:
-    return tokens[len(tokens) - 1 - tokens[::-1].index("<state>"):] if "<state>" in tokens else []
 
 
 def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int, prefix_from_prompt: bool = False):

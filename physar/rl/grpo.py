@@ -19,7 +19,7 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import parse_frames
-from physar.language import LanguageError, object_order, split_tokens
+from physar.language import LanguageError, given_state_block, object_order, split_tokens
 from physar.lm.assess import EVALUATION_SEED
 from physar.lm.frame_reading import read_state
 from physar.rl import rewards
@@ -55,8 +55,8 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
             cond = r["conditioning_frames"]
             frames = read_video(folder / r["video"])[:cond]
             prompt = lang.prompt(encode_clip(ddt, frames), cond, r["scene"])
+            read = read_state(frames, r["scene"]) if state_from == "frames" or mode != "supervised" else None
             if state_from == "frames":
-                read = read_state(frames, r["scene"])
                 if read is None:
                     continue
                 prompt += lang.state_block(read, cond - 1)
@@ -65,11 +65,10 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                 v0 = np.asarray(r["velocities"])[cond - 1]
                 radii = np.asarray(r["radii"])
             else:  # label-free: only what the conditioning frames show
-                state = read_state(frames, r["scene"])
-                if state is None or state["colors"] != [list(c) for c in r["colors"]]:
+                if read is None or read["colors"] != [list(c) for c in r["colors"]]:
                     continue  # a ball not wholly in view: its centre and velocity cannot be read
-                start, v0 = np.asarray(state["positions"][-1]), np.asarray(state["velocities"][-1])
-                radii = np.asarray(state["radii"])
+                start, v0 = np.asarray(read["positions"][-1]), np.asarray(read["velocities"][-1])
+                radii = np.asarray(read["radii"])
             rows.append({"prompt": lang.text(prompt), "scene": r["scene"],
                          "video": str(folder / r["video"]),
                          "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
@@ -112,9 +111,8 @@ class RolloutJudge:
         from physar.tokenizer.codec import decode_clip
 
         tokens = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
-        prompt = split_tokens(row.get("prompt", ""))
-        if "<state>" in prompt:  # the block given in the prompt (state_from: frames) starts the completion read
-            tokens = prompt[prompt.index("<state>"):] + tokens
+        # a block given in the prompt (state_from: frames) is where the completion's reading starts
+        tokens = given_state_block(split_tokens(row.get("prompt", ""))) + tokens
         try:
             clip = self.lang.parse(tokens, self.num_frames, self.max_objects)
         except LanguageError:
