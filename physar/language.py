@@ -63,6 +63,20 @@ grid unit a frame. Carrying the block's state forward is then the default rather
 to learn, so a good reading (`--state-from frames`) reaches the roll-out; the LM still reads, and
 decides when and how hard the balls collide.
 
+Two more options go with frame_acceleration, for collisions. `contact_gap=True` begins every
+frame of a clip with two or more balls with `<gap> g`: the smallest distance between two balls'
+edges if every ball moved one more frame at its last step (negative: they would overlap). The
+grammar writes it from the LM's own positions and steps, as it writes the positions: a distance
+sensor, not a physics rule; the LM still decides whether the balls collide and how hard (the
+measured failure before it: `sft_cpu_v3` wrote a collision's jump in 2 of 62 clips, the balls
+passed through). `whole_jumps=True` (training data) writes a collision's change of step whole in
+the first frame whose gap is negative, instead of split over the two frames the contact falls
+between in a proportion the LM would have to compute. `signed_changes=True` writes every change of
+step that is not zero with its sign first, <+> or <->: least significant digit first, a positive
+jump otherwise begins with a digit spread over ten values, and greedy decoding takes the <0> of
+"no change" (measured: with contact_gap the red ball, whose jump is negative, turned in 12 of 20
+clips on time, the blue one, whose jump is positive, in none); now the first token is the decision.
+
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
 ball 0.3 px in them), and PhyWorld trains one model per scene. Checkpoints from before it have
@@ -85,9 +99,21 @@ SPECIAL = ("<pad>", "<bos>", "<eos>", "<unk>")
 STRUCTURE = ("<clip>", "<frame>", "<state>", "</state>", "<obj>", "<p>")
 FIELDS = ("<r>", "<x>", "<y>", "<vx>", "<vy>")
 DIGITS = tuple(f"<{d}>" for d in range(10))
-SIGN, POINT = "<->", "<.>"
+SIGN, POINT, PLUS = "<->", "<.>", "<+>"
 MAX_INT_DIGITS = 2  # |value| < 100
 SCENE_NAMES = ("uniform", "collision", "parabola", "box")
+GAP = "<gap>"
+
+
+def free_flight_gap(positions, steps, radii, decimals: int) -> float:
+    """The smallest distance between two balls' edges if each moved one more frame at its step
+    (negative: they would overlap), rounded to `decimals` places. The inputs are rounded to the
+    same places first, so the writer and the grammar, holding the same written numbers as
+    slightly different floats, get the same digits."""
+    p = np.round(np.asarray(positions, dtype=float), decimals) + np.round(np.asarray(steps, dtype=float), decimals)
+    r = np.round(np.asarray(radii, dtype=float), decimals)
+    gaps = [float(np.hypot(*(p[j] - p[i]))) - r[i] - r[j] for i in range(len(r)) for j in range(i + 1, len(r))]
+    return round(min(gaps), decimals) + 0.0  # + 0.0: no -0.0
 
 
 class LanguageError(ValueError):
@@ -111,7 +137,8 @@ class PhysicsLanguage:
     def __init__(self, codebook_size: int, tokens_per_frame: int, decimals: int = 2, symbolic: bool = True,
                  scene_token: bool = True, little_endian: bool = True, frame_velocity: bool = False,
                  frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False,
-                 frame_acceleration: bool = False):
+                 frame_acceleration: bool = False, contact_gap: bool = False, whole_jumps: bool = False,
+                 signed_changes: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -131,27 +158,36 @@ class PhysicsLanguage:
             raise LanguageError("frame_acceleration needs frame_displacement and state_steps (the steps it changes), "
                                 "with derived positions")
         self.frame_acceleration = frame_acceleration
+        for name, on in (("contact_gap", contact_gap), ("whole_jumps", whole_jumps), ("signed_changes", signed_changes)):
+            if on and not frame_acceleration:
+                raise LanguageError(f"{name} needs frame_acceleration (the changes of step it is about)")
+        self.contact_gap, self.whole_jumps, self.signed_changes = contact_gap, whole_jumps, signed_changes
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
         # scene tokens last, so every other token keeps its id with or without them
         self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual + scenes)
+        # last again, so earlier checkpoints' ids stay as they are
+        self.vocab += ([GAP] if contact_gap else []) + ([PLUS] if signed_changes else [])
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.colors, self.visual = colors, visual
         # The grammar's sets of allowed next tokens, built once: constrained decoding caches a
         # logits mask per set, keyed by the set's identity.
-        one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT, SIGN) + DIGITS}
+        one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT, SIGN, GAP) + DIGITS}
         digits = frozenset(DIGITS)
         self.expect = dict(one=one, colors=frozenset(colors), visual=frozenset(visual), digits=digits,
-                           signed=digits | {SIGN}, digits_or_point=digits | {POINT},
+                           signed=digits | {SIGN}, either_sign=digits | {SIGN, PLUS}, digits_or_point=digits | {POINT},
                            obj_or_end=frozenset({"<obj>", "</state>"}), nothing=frozenset())
 
     # --- writing ---------------------------------------------------------------------------
 
-    def number(self, value: float) -> list[str]:
+    def number(self, value: float, plus: bool = False) -> list[str]:
+        """A number's tokens; `plus`: a positive one (not zero) begins with <+> (signed_changes)."""
         text = f"{value:.{self.decimals}f}"
         if text.startswith("-") and float(text) == 0:
             text = text[1:]  # no "-0.00"
+        if plus and float(text) > 0:
+            return [PLUS] + self.number(value)
         sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
         whole, _, fraction = digits.partition(".")
         if len(whole) > MAX_INT_DIGITS:
@@ -199,10 +235,12 @@ class PhysicsLanguage:
         if self.frame_acceleration:  # each step the rounded true one; positions summed from the block's
             steps = np.rint(np.diff(positions, axis=0, prepend=positions[:1]) / unit)  # integers on the grid
             grid = np.rint(positions / unit)
+            if self.whole_jumps:
+                steps = self._whole_jumps(steps, grid, record)
             grid[cond:] = grid[cond - 1] + np.cumsum(steps[cond:], axis=0)
             changes = np.diff(steps, axis=0, prepend=steps[:1]) * unit
             record = {**record, "positions": grid * unit, "last_steps": steps[cond - 1] * unit}
-            positions, steps = grid * unit, changes
+            positions, summed_steps, steps = grid * unit, steps * unit, changes
         elif self.frame_displacement:  # positions on the written grid, steps as integers on it
             grid = np.rint(positions / unit)
             positions, steps = grid * unit, np.diff(grid, axis=0, prepend=grid[:1]) * unit
@@ -210,16 +248,39 @@ class PhysicsLanguage:
         out = self.state_block(record, cond - 1) if self.symbolic else []
         for k in range(cond, len(visual_ids)):
             out.append("<frame>")
+            if self.contact_gap and len(record["radii"]) > 1:
+                out += [GAP] + self.number(free_flight_gap(positions[k - 1], summed_steps[k - 1], record["radii"],
+                                                           self.decimals))
             if self.symbolic:
                 for i, ((x, y), (vx, vy)) in enumerate(zip(positions[k], velocities[k])):
                     out.append("<p>")
                     if self.frame_displacement:
-                        out += self.number(steps[k, i, 0]) + self.number(steps[k, i, 1])
+                        plus = self.signed_changes
+                        out += self.number(steps[k, i, 0], plus) + self.number(steps[k, i, 1], plus)
                     out += self.number(x) + self.number(y)
                     if self.frame_velocity:
                         out += self.number(vx) + self.number(vy)
             out += self.frame_tokens(visual_ids[k])
         return out
+
+    def _whole_jumps(self, steps: np.ndarray, grid: np.ndarray, record: dict) -> np.ndarray:
+        """Steps (integers on the grid, [T, N, 2]) with each collision's change written whole in one
+        frame: the first whose free-flight gap between the two balls is negative takes the step
+        after the collision. The simulator's contact falls inside a frame, so its change is split
+        over two frames in a proportion the LM would have to work out; written whole, the collision
+        is one decision, and the balls turn back at most one step early (a one-frame velocity
+        error of at most the jump times the part of the frame before contact)."""
+        steps, unit, cond = steps.copy(), 10.0**-self.decimals, record["conditioning_frames"]
+        for k, a, b in record.get("collisions", []):
+            if k < cond or k + 2 > len(steps):
+                continue
+            pair = [a, b]
+            radii = np.asarray(record["radii"])[pair]
+            gap = free_flight_gap(grid[k - 1, pair] * unit, steps[k - 1, pair] * unit, radii, self.decimals)
+            j = k if gap < 0 else k + 1
+            if j + 1 < len(steps):
+                steps[j, pair] = steps[j + 1, pair]
+        return steps
 
     def state_block(self, record: dict, frame: int) -> list[str]:
         """<state> ... </state>: each ball's colour, radius, position and velocity at `frame`."""
@@ -248,6 +309,7 @@ class PhysicsLanguage:
         state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
         per_ball = 1 + (4 if self.writes_frame_velocities else 2) * number
         frame = 1 + (max_objects * per_ball if self.symbolic else 0) + self.tokens_per_frame
+        frame += (1 + number) if self.contact_gap and max_objects > 1 else 0
         return state + num_frames * frame + 1
 
     def parse(self, tokens: list[str] | str, num_frames: int, max_objects: int | None = None) -> Clip:
@@ -295,19 +357,21 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
     for t in tokens:
         if t in ("<state>", "</state>"):
             in_state, role = t == "<state>", "structure"
-        elif t in FIELDS or t == "<p>":
+        elif t in FIELDS or t in ("<p>", GAP):
             field, digit, role = t[1:-1], 0, "structure"
         elif t == "<frame>":
             slot, role = 0, "structure"
         elif t.startswith("<v") and t[2:-1].isdigit():
             role, slot = f"visual {slot}", slot + 1
-        elif t in DIGITS or t == SIGN:
+        elif t in DIGITS or t in (SIGN, PLUS):
             if in_state:
                 role = f"state {field}"
+            elif field == "gap":
+                role = "gap"
             else:  # <p> x y [vx vy] or <p> dx dy x y: numbers of len(places) digits each, a sign before any
                 axis = axes[min(digit // len(places), 3)]
-                role = f"position {axis} sign" if t == SIGN else f"position {axis} {places[digit % len(places)]}"
-            digit += t != SIGN
+                role = f"position {axis} sign" if t in (SIGN, PLUS) else f"position {axis} {places[digit % len(places)]}"
+            digit += t not in (SIGN, PLUS)
         elif t in lang.colors:
             role = "state color"
         else:
@@ -368,12 +432,18 @@ class SequenceParser:
                 self.objects.append(obj)
         for _ in range(self.num_frames):
             yield one["<frame>"]
+            if lang.contact_gap and len(self.objects) > 1:
+                yield one[GAP]
+                last = self.positions[-1] if self.positions else [(o["x"], o["y"]) for o in self.objects]
+                steps = np.asarray(self.velocities[-1] if self.velocities else
+                                   [(o["vx"], o["vy"]) for o in self.objects]) * FRAME_DT
+                yield from self._exactly(free_flight_gap(last, steps, [o["r"] for o in self.objects], lang.decimals))
             frame, speeds = [], []
             for i, obj in enumerate(self.objects if lang.symbolic else ()):
                 yield one["<p>"]
                 if lang.frame_acceleration:  # the change of the step; the step itself is summed
-                    ax = yield from self._number()
-                    ay = yield from self._number()
+                    ax = yield from self._number(lang.signed_changes)
+                    ay = yield from self._number(lang.signed_changes)
                     last_dx, last_dy = self.velocities[-1][i] if self.velocities else (obj["vx"], obj["vy"])
                     dx, dy = (round(last_dx * FRAME_DT + ax, lang.decimals), round(last_dy * FRAME_DT + ay, lang.decimals))
                     speeds.append((dx / FRAME_DT, dy / FRAME_DT))
@@ -412,12 +482,12 @@ class SequenceParser:
             yield self.lang.expect["one"][token]
         return round(value, self.lang.decimals)
 
-    def _number(self):
+    def _number(self, plus: bool = False):
         e = self.lang.expect
         text = ""
-        token = yield e["signed"]
-        if token == SIGN:
-            text = "-"
+        token = yield e["either_sign" if plus else "signed"]
+        if token in (SIGN, PLUS):
+            text = "-" if token == SIGN else ""
             token = yield e["digits"]
         if self.lang.little_endian:
             digits = token[1:-1]

@@ -274,3 +274,87 @@ def test_frame_acceleration_writes_what_changes_the_motion(scene):
         lang.parse(tampered, 29)
     with pytest.raises(LanguageError, match="frame_acceleration needs"):
         PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, frame_acceleration=True)
+
+
+ACCELERATION = dict(decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
+
+
+def gap_values(completion):
+    """The number after each <gap>, in world units."""
+    out = []
+    for i in [i for i, t in enumerate(completion) if t == "<gap>"]:
+        sign = -1 if completion[i + 1] == "<->" else 1
+        digits = completion[i + 1 + (sign < 0):i + 1 + (sign < 0) + 5]
+        out.append(sign * sum(int(t[1:-1]) * 10**k for k, t in enumerate(digits)) / 1000)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("index", [0, 3, 7])
+def test_contact_gap_and_whole_jumps_make_a_collision_one_decision(index):
+    lang = PhysicsLanguage(CODEBOOK, K, contact_gap=True, whole_jumps=True, **ACCELERATION)
+    split = PhysicsLanguage(CODEBOOK, K, contact_gap=True, **ACCELERATION)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion = lang.completion(record, ids)
+    assert len(completion) + 1 <= lang.max_completion_length(29, 2)
+    clip, truth = lang.parse(completion, 29), np.asarray(record["positions"])
+    gaps = gap_values(completion)
+    assert len(gaps) == 29
+    # the gap the grammar writes: the balls' edges after one more frame at the last steps
+    steps = np.r_[[[[o["vx"], o["vy"]] for o in clip.objects]], clip.velocities[:-1]] * FRAME_DT
+    last = np.r_[[[[o["x"], o["y"]] for o in clip.objects]], clip.positions[:-1]]
+    ahead = np.linalg.norm((last + steps)[:, 1] - (last + steps)[:, 0], axis=1) - sum(o["r"] for o in clip.objects)
+    np.testing.assert_allclose(gaps, ahead, atol=0.0011)
+    # one negative gap, and the collision's whole change of step in that frame and no other
+    (hit,) = np.flatnonzero(gaps < 0)
+    changed = np.flatnonzero(np.abs(np.diff(steps, axis=0, append=clip.velocities[-1:] * FRAME_DT)).max(axis=(1, 2)) > 0.002)
+    assert changed.tolist() == [hit]
+    # the same total change as the simulator's, which splits it over the frames the contact falls between
+    split_clip = split.parse(split.completion(record, ids), 29)
+    split_changed = np.flatnonzero(np.abs(np.diff(split_clip.velocities, axis=0)).max(axis=(1, 2)) > 0.02) + 1
+    assert len(split_changed) in (1, 2) and hit in split_changed
+    np.testing.assert_allclose(clip.velocities[-1], split_clip.velocities[-1], atol=1e-6)
+    # before the jump the positions are the simulator's; after it, off by at most the jump's step
+    assert np.abs(clip.positions[:hit] - truth[3:3 + hit]).max() <= 0.0005 * 30 + 1e-9
+    jump = np.abs(clip.velocities[hit] - clip.velocities[hit - 1]).max() * FRAME_DT
+    assert np.abs(clip.positions - truth[3:]).max() <= jump + 0.016
+    # the grammar writes the gap: any other digit is malformed
+    at = completion.index("<gap>") + 2
+    tampered = completion[:at] + [f"<{(int(completion[at][1:-1]) + 1) % 10}>"] + completion[at + 1:]
+    with pytest.raises(LanguageError, match=f"token {at} "):
+        lang.parse(tampered, 29)
+
+
+@pytest.mark.parametrize("scene", ["collision", "parabola", "uniform"])
+def test_signed_changes_put_the_decision_first(scene):
+    lang = PhysicsLanguage(CODEBOOK, K, contact_gap=True, whole_jumps=True, signed_changes=True, **ACCELERATION)
+    unsigned = PhysicsLanguage(CODEBOOK, K, contact_gap=True, whole_jumps=True, **ACCELERATION)
+    record, ids = record_of(scene, 3), visual_ids(32)
+    completion, plain = lang.completion(record, ids), unsigned.completion(record, ids)
+    clip = lang.parse(completion, 29)
+    np.testing.assert_array_equal(clip.positions, unsigned.parse(plain, 29).positions)  # the same trajectory
+    firsts = []  # the first token of each change (ax, then ay, after every <p>)
+    for i in [i for i, t in enumerate(completion) if t == "<p>"]:
+        ay = i + 1 + (6 if completion[i + 1] in ("<+>", "<->") else 5)
+        firsts += [completion[i + 1], completion[ay]]
+    # <+> or <-> when the motion changes, a digit only for no change
+    assert len(firsts) == 29 * 2 * len(record["radii"])
+    changes = np.diff(np.r_[[[[o["vx"], o["vy"]] for o in clip.objects]], clip.velocities], axis=0) * FRAME_DT
+    signs = np.array([{"<+>": 1, "<->": -1}.get(t, 0) for t in firsts]).reshape(changes.shape)
+    np.testing.assert_array_equal(signs, np.sign(np.round(changes, 3)))
+    if scene == "collision":
+        assert (signs[:, 1, 0] == 1).sum() == 1  # the blue ball's jump, to the right, once
+    # <+> only before a change; anywhere else it is malformed
+    at = completion.index("<p>") + 1 + 10  # the first frame's x position
+    with pytest.raises(LanguageError, match=f"token {at} "):
+        lang.parse(completion[:at] + ["<+>"] + completion[at:], 29)
+
+
+def test_contact_gap_is_written_for_several_balls_only_and_keeps_every_other_id():
+    lang, plain = PhysicsLanguage(CODEBOOK, K, contact_gap=True, **ACCELERATION), PhysicsLanguage(CODEBOOK, K, **ACCELERATION)
+    assert lang.vocab[:-1] == plain.vocab and lang.vocab[-1] == "<gap>"
+    record, ids = record_of("uniform", 3), visual_ids(32)
+    assert lang.completion(record, ids) == plain.completion(record, ids)  # one ball: no gap
+    assert PhysicsLanguage(CODEBOOK, K, contact_gap=True, signed_changes=True, **ACCELERATION).vocab[-2:] == ["<gap>", "<+>"]
+    for key in ("contact_gap", "whole_jumps", "signed_changes"):
+        with pytest.raises(LanguageError, match=f"{key} needs frame_acceleration"):
+            PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True, **{key: True})

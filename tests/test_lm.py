@@ -569,3 +569,31 @@ def test_paired_differences_are_per_clip_and_bound_the_mean():
     assert rows["rlin"]["n"] == 20 and rows["rlout"]["n"] == 20
     assert rows["rlin"]["low"] < -0.2 < rows["rlin"]["high"] < 0  # the clips' spread (0.5-3) cancels out
     assert rows["copyout"]["mean"] == rows["copyout"]["low"] == rows["copyout"]["high"] == 0.0
+
+
+def test_contact_gap_fine_tunes_from_an_acceleration_checkpoint_and_generates(tokenized, tmp_path):
+    """contact_gap + whole_jumps + signed_changes from a frame_acceleration checkpoint (base_model):
+    the two new tokens are appended, the checkpoint records the options, and collision clips
+    generate (the grammar writes each frame's gap from the model's own positions, so every clip
+    parses)."""
+    import torch
+
+    with pytest.raises(ConfigError, match="contact_gap"):
+        tiny_lm([tokenized / "collision"], tokenized / "ddt", contact_gap=True)
+    acceleration = dict(decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True, max_length=1536)
+    train_sft(tiny_lm([tokenized / "collision"], tokenized / "ddt", steps=2, eval_every=2, save_every=2, **acceleration),
+              tmp_path / "base", progress=False)
+    cfg = tiny_lm([tokenized / "collision"], tokenized / "ddt", steps=2, eval_every=2, save_every=2, contact_gap=True,
+                  whole_jumps=True, signed_changes=True, base_model=str(tmp_path / "base" / "checkpoint"), **{**acceleration, "max_length": 1792})
+    train_sft(cfg, tmp_path / "run", progress=False)
+    base, base_tok, _, _ = load_checkpoint(tmp_path / "base")
+    model, tok, lang, meta = load_checkpoint(tmp_path / "run")
+    assert lang.contact_gap and lang.whole_jumps and lang.signed_changes and meta["language"]["signed_changes"] is True
+    assert len(tok) == len(base_tok) + 2 and tok.convert_tokens_to_ids(["<gap>", "<+>"]) == [len(base_tok), len(base_tok) + 1]
+    assert model.config.max_position_embeddings == 1792 > base.config.max_position_embeddings
+    assert tok.convert_tokens_to_ids(lang.vocab) == list(range(len(lang.vocab)))
+    assert not torch.equal(model.get_input_embeddings().weight[:len(base_tok)], base.get_input_embeddings().weight)
+    generate_dataset(tmp_path / "run", tokenized / "collision", tmp_path / "gen", limit=2, previews=False,
+                     progress=False, state_from="frames", draw="renderer")
+    clips = [json.loads(line) for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines()]
+    assert len(clips) == 2 and all(np.asarray(c["positions"]).shape == (29, 2, 2) for c in clips)

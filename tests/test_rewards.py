@@ -63,6 +63,23 @@ def test_collision_truth_scores_best_and_wrong_masses_score_lower(i):
     assert collision_rewards(ghost, traj.radii, v0x, DT)["velocity"] < truth["velocity"]
 
 
+@pytest.mark.parametrize("i", range(5))
+def test_collision_written_whole_in_one_frame_scores_as_the_truth(i):
+    """whole_jumps (physar/language.py) turns the balls back up to a frame early; the collision
+    reward must not hold that against the LM."""
+    from physar.data.generate import clip_record
+    from physar.language import PhysicsLanguage
+
+    plan, traj, bucket = trajectories("collision", "eval")[i]
+    record = clip_record(traj, plan, bucket, "v.mp4", "eval", 0, 64, COND)
+    lang = PhysicsLanguage(64, 4, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True,
+                           contact_gap=True, whole_jumps=True)
+    written = lang.parse(lang.completion(record, np.zeros((32, 4), int)), 29).positions
+    pos, v0x = traj.positions[COND - 1:], traj.velocities[COND - 1, :, 0]
+    truth = collision_rewards(pos, traj.radii, v0x, DT)["collision"]
+    assert collision_rewards(np.r_[pos[:1], written], traj.radii, v0x, DT)["collision"] > truth - 0.03
+
+
 def test_elastic_velocities_conserve_momentum_and_energy():
     rng = np.random.default_rng(0)
     for _ in range(50):

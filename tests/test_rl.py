@@ -54,6 +54,9 @@ def test_judge_scores_true_completions_best(sft_run, tokenized):
         true_ids = tok(lang.text(lang.completion(record, ids)))["input_ids"][1:]  # no <bos>
         truth = judge(true_ids, row)
         assert truth["format_ok"] == 1.0 and truth["physics"] > 0.9, truth
+        # without the agreement reward the frames are not decoded: the same physics, no agreement
+        lean = RolloutJudge(lang, tok, ddt, 29, meta["max_objects"], "symbolic", agreement=False)
+        assert lean(true_ids, row) == {**truth, "agreement": 0.0} and truth["agreement"] > 0
         # the same clip with the balls drifting off their paths scores lower
         drifted = dict(record, positions=(np.asarray(record["positions"])
                                           + np.arange(32)[:, None, None] * np.array([0.08, 0.0])).tolist())

@@ -24,6 +24,11 @@ class LMConfig(YamlConfig):
     state_steps: bool = False  # with frame_displacement: the <state> block's velocities as steps per frame
     # with both: every frame writes each ball's change of step (acceleration x dt^2); steps and positions summed
     frame_acceleration: bool = False
+    # with it, for collisions (physar/language.py): each frame of a clip with several balls begins with
+    # the balls' free-flight gap (contact_gap); a collision's change written whole in one frame (whole_jumps)
+    contact_gap: bool = False
+    whole_jumps: bool = False
+    signed_changes: bool = False  # a change that is not zero begins with its sign, <+> or <-> (the decision first)
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -77,6 +82,9 @@ class LMConfig(YamlConfig):
             bad("state_steps", "needs frame_displacement: true (the per-frame steps it matches)")
         if self.frame_acceleration and not self.state_steps:
             bad("frame_acceleration", "needs frame_displacement: true and state_steps: true (the steps it changes)")
+        for key in ("contact_gap", "whole_jumps", "signed_changes"):
+            if getattr(self, key) and not self.frame_acceleration:
+                bad(key, "needs frame_acceleration: true (the changes of step it is about)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

@@ -51,6 +51,8 @@ def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=torch.float32)
         new_rows_from = model.get_input_embeddings().weight.shape[0]
         model.resize_token_embeddings(len(tok))
+        if getattr(model.config, "max_position_embeddings", cfg.max_length) < cfg.max_length:
+            model.config.max_position_embeddings = cfg.max_length  # rotary positions: longer is only a setting
     else:
         torch.manual_seed(cfg.seed)
         model = LlamaForCausalLM(LlamaConfig(
@@ -78,7 +80,8 @@ def language_info(lang: PhysicsLanguage) -> dict:
             "decimals": lang.decimals, "symbolic": lang.symbolic, "scene_token": lang.scene_token,
             "little_endian": lang.little_endian, "frame_velocity": lang.frame_velocity,
             "frame_displacement": lang.frame_displacement, "state_steps": lang.state_steps,
-            "frame_acceleration": lang.frame_acceleration}
+            "frame_acceleration": lang.frame_acceleration, "contact_gap": lang.contact_gap,
+            "whole_jumps": lang.whole_jumps, "signed_changes": lang.signed_changes}
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -72,7 +72,9 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     ddt_path, ddt = ddt_config(cfg.tokenizer)
     lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
                            cfg.little_endian, cfg.frame_velocity, cfg.frame_displacement,
-                           state_steps=cfg.state_steps, frame_acceleration=cfg.frame_acceleration)
+                           state_steps=cfg.state_steps, frame_acceleration=cfg.frame_acceleration,
+                           contact_gap=cfg.contact_gap, whole_jumps=cfg.whole_jumps,
+                           signed_changes=cfg.signed_changes)
     tok = build_tokenizer(lang, cfg.base_model)
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)

@@ -94,9 +94,11 @@ class RolloutJudge:
     """Reads a completion back and scores it; one judgement per distinct completion, shared by the
     reward functions trl calls one after the other."""
 
-    def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str):
+    def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str, agreement: bool = True):
         self.lang, self.tok, self.ddt = lang, tok, ddt
         self.num_frames, self.max_objects, self.source = num_frames, max_objects, source
+        # decoding a rollout's frames (most of a judgement's time) only when a reward looks at them
+        self.decodes = source != "symbolic" or agreement
         self.cache: dict[tuple, dict] = {}
 
     def __call__(self, ids: list[int], row: dict) -> dict:
@@ -118,8 +120,7 @@ class RolloutJudge:
         except LanguageError:
             return {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
         colors = [list(c) for c in row["colors"]]
-        frames = decode_clip(self.ddt, clip.visual)
-        parsed = parse_frames(frames, colors)
+        parsed = parse_frames(decode_clip(self.ddt, clip.visual), colors) if self.decodes else None
         symbolic, named = None, 1.0
         if self.lang.symbolic:
             order = object_order(clip.objects, colors)
@@ -145,7 +146,7 @@ class RolloutJudge:
                 physics = rewards.collision_rewards(full, np.asarray(row["radii"]), v0[:, 0], FRAME_DT)["collision"]
             physics *= found * named
         agreement = rewards.agreement_reward(parsed.positions, symbolic, parsed.found, self.ddt.config.resolution) \
-            if symbolic is not None else 0.0
+            if symbolic is not None and parsed is not None else 0.0
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
 
 
@@ -187,8 +188,8 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     ddt = load_tokenizer(meta["tokenizer"])
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
     pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
-    judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
+    judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names)
     start_run(run, cfg.to_dict())
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
