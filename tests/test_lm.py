@@ -533,7 +533,8 @@ def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_
     assert set(data["model"]) == {"uniform", "collision", "parabola"}
 
 
-@pytest.mark.parametrize("name, ddt", [("sft_cpu", "ddt_cpu"), ("sft_cpu_v2", "ddt_cpu_v2"), ("sft_cpu_v3", "ddt_cpu_v2")])
+@pytest.mark.parametrize("name, ddt", [("sft_cpu", "ddt_cpu"), ("sft_cpu_v2", "ddt_cpu_v2"), ("sft_cpu_v3", "ddt_cpu_v2"),
+                                       ("sft_cpu_v4", "ddt_cpu_v2")])
 def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
     """A shipped LM with its DDT tokenizer: one uniform clip, generated and parsed back."""
     from conftest import ROOT
@@ -551,10 +552,31 @@ def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
     assert abs(line["objects"][0]["vx"] - 2.5) < 1.0 and abs(line["objects"][0]["r"] - 1.0) < 0.3
     assert meta["tokenizer"] == str((ROOT / "checkpoints" / ddt).resolve())
     assert read_video(tmp_path / "out" / "clip.mp4").shape == (32, 64, 64, 3)
-    if name == "sft_cpu_v3":  # its own settings: the parser reads, the renderer draws, the LM adds no change
+    if name in ("sft_cpu_v3", "sft_cpu_v4"):  # its own settings: the parser reads, the renderer draws, the LM adds no change
         assert (report["state_from"], report["draw"]) == ("frames", "renderer")
         assert abs(line["objects"][0]["vx"] - 2.5) < 0.15
         assert np.ptp(np.asarray(line["velocities"])[:, 0, 0]) < 1e-6 and report["agreement_px"]["median"] < 1.5
+
+
+def test_shipped_contact_lm_makes_the_balls_collide(tmp_path):
+    """sft_cpu_v4 on an ID collision of equal balls (the elastic law swaps their velocities): the red
+    ball turns back at about the blue one's speed, in the frame the simulator's contact falls in or
+    the next. (The blue ball's jump it still misses here, as in a third of the evaluation clips: its
+    model card.)"""
+    from conftest import ROOT
+
+    shipped = ROOT / "checkpoints" / "sft_cpu_v4"
+    if not (shipped / "physar.json").is_file():
+        pytest.skip("no shipped LM checkpoint")
+    data = single_clip_dataset(tmp_path / "in", shipped, scene="collision",
+                               params=dict(velocity=2.5, velocity2=2.0, radius=1.0, radius2=1.0))
+    generate_dataset(shipped, data, tmp_path / "out", previews=False, progress=False)
+    truth = load_metadata(data)[0]
+    line = json.loads((tmp_path / "out" / "trajectories.jsonl").read_text())
+    vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
+    assert vx[0, 0] > 0 > vx[0, 1] and vx[-1, 0] == pytest.approx(-2.0, abs=0.5)  # approaching, then back
+    turn = int(np.flatnonzero(np.abs(np.diff(vx, axis=0)).max(axis=1) > 0.5)[0]) + 1
+    assert turn - (truth["collisions"][0][0] - truth["conditioning_frames"]) in (0, 1)
 
 
 def test_paired_differences_are_per_clip_and_bound_the_mean():
