@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from physar.data.generate import load_metadata
-from physar.rl.rewards import elastic_velocities
+from physar.rl.rewards import elastic_velocities, finite_velocities
 from simulators.world import FRAME_DT
 
 TURN = 0.5  # units/s: a change of velocity between frames that counts as a collision
@@ -34,7 +34,7 @@ def clip_row(record: dict, written: dict) -> dict:
     cond = record["conditioning_frames"]
     positions = np.asarray(written["positions"], dtype=float)  # [F, N, 2], frames cond ...
     start = np.array([[o["x"], o["y"]] for o in written["objects"]])
-    vx = np.diff(np.r_[start[None], positions], axis=0)[..., 0] / FRAME_DT  # [F, N]
+    vx = finite_velocities(np.r_[start[None], positions], FRAME_DT)[..., 0]  # [F, N]
     true_vx = np.asarray(record["velocities"], dtype=float)[cond:, :, 0]
     turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)).max(axis=1) > TURN) + 1
     true_frame = record["collisions"][0][0] - cond if record["collisions"] else None

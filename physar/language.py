@@ -103,6 +103,10 @@ SIGN, POINT, PLUS = "<->", "<.>", "<+>"
 MAX_INT_DIGITS = 2  # |value| < 100
 SCENE_NAMES = ("uniform", "collision", "parabola", "box")
 GAP = "<gap>"
+# PhysicsLanguage's settings beyond the codebook: the LM config's keys of the same names, and what a
+# checkpoint's physar.json records under "language"
+OPTIONS = ("decimals", "symbolic", "scene_token", "little_endian", "frame_velocity", "frame_displacement",
+           "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes")
 
 
 def free_flight_gap(positions, steps, radii, decimals: int) -> float:
@@ -255,8 +259,7 @@ class PhysicsLanguage:
                 for i, ((x, y), (vx, vy)) in enumerate(zip(positions[k], velocities[k])):
                     out.append("<p>")
                     if self.frame_displacement:
-                        plus = self.signed_changes
-                        out += self.number(steps[k, i, 0], plus) + self.number(steps[k, i, 1], plus)
+                        out += self.number(steps[k, i, 0], self.signed_changes) + self.number(steps[k, i, 1], self.signed_changes)
                     out += self.number(x) + self.number(y)
                     if self.frame_velocity:
                         out += self.number(vx) + self.number(vy)

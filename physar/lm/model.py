@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from physar.errors import CheckpointError, ConfigError
-from physar.language import PhysicsLanguage
+from physar.language import OPTIONS as LANGUAGE_OPTIONS, PhysicsLanguage
 from physar.lm.config import LMConfig
 
 PHYSAR_FILE = "physar.json"
@@ -77,11 +77,7 @@ def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
 
 def language_info(lang: PhysicsLanguage) -> dict:
     return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame,
-            "decimals": lang.decimals, "symbolic": lang.symbolic, "scene_token": lang.scene_token,
-            "little_endian": lang.little_endian, "frame_velocity": lang.frame_velocity,
-            "frame_displacement": lang.frame_displacement, "state_steps": lang.state_steps,
-            "frame_acceleration": lang.frame_acceleration, "contact_gap": lang.contact_gap,
-            "whole_jumps": lang.whole_jumps, "signed_changes": lang.signed_changes}
+            **{k: getattr(lang, k) for k in LANGUAGE_OPTIONS}}
 
 
 def _relative(path: Path, start: Path) -> str:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from physar.errors import ConfigError
-from physar.language import PhysicsLanguage
+from physar.language import OPTIONS as LANGUAGE_OPTIONS, PhysicsLanguage
 from physar.lm.batching import BucketedSampler
 from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
@@ -70,11 +70,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
-    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, cfg.decimals, cfg.symbolic, cfg.scene_token,
-                           cfg.little_endian, cfg.frame_velocity, cfg.frame_displacement,
-                           state_steps=cfg.state_steps, frame_acceleration=cfg.frame_acceleration,
-                           contact_gap=cfg.contact_gap, whole_jumps=cfg.whole_jumps,
-                           signed_changes=cfg.signed_changes)
+    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, **{k: getattr(cfg, k) for k in LANGUAGE_OPTIONS})
     tok = build_tokenizer(lang, cfg.base_model)
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
