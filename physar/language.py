@@ -77,6 +77,17 @@ jump otherwise begins with a digit spread over ten values, and greedy decoding t
 "no change" (measured: with contact_gap the red ball, whose jump is negative, turned in 12 of 20
 clips on time, the blue one, whose jump is positive, in none); now the first token is the decision.
 
+`relative_steps=True` (with contact_gap) gives the LM the collision's frame of reference. In a
+frame whose gap is negative, after it, the grammar writes `<rel>` and each ball's step relative to
+the closest pair's centre of mass (masses r^2, as PhyWorld's), along the line of their centres,
+as x and y (zero for a ball outside the pair). An elastic collision reverses exactly that: each
+ball's change of step is -2 times what `<rel>` says. With it the LM has to learn that a collision
+reverses the relative motion, and doubles a number it can see; without it (`sft_cpu_v4`), it
+had to compute 2 m2 (v2 - v1) / (m1 + m2) from the <state> block's digits, and wrote jumps of the
+wrong size (last-frame velocity error 4.6 units/s). Given by the grammar: the centre of mass and
+the projection (kinematics, a change of frame); learned: that the balls collide, when, and what
+a collision does.
+
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
 ball 0.3 px in them), and PhyWorld trains one model per scene. Checkpoints from before it have
@@ -103,10 +114,12 @@ SIGN, POINT, PLUS = "<->", "<.>", "<+>"
 MAX_INT_DIGITS = 2  # |value| < 100
 SCENE_NAMES = ("uniform", "collision", "parabola", "box")
 GAP = "<gap>"
+REL = "<rel>"
 # PhysicsLanguage's settings beyond the codebook: the LM config's keys of the same names, and what a
 # checkpoint's physar.json records under "language"
 OPTIONS = ("decimals", "symbolic", "scene_token", "little_endian", "frame_velocity", "frame_displacement",
-           "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes")
+           "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes",
+           "relative_steps")
 
 
 def free_flight_gap(positions, steps, radii, decimals: int) -> float:
@@ -118,6 +131,29 @@ def free_flight_gap(positions, steps, radii, decimals: int) -> float:
     r = np.round(np.asarray(radii, dtype=float), decimals)
     gaps = [float(np.hypot(*(p[j] - p[i]))) - r[i] - r[j] for i in range(len(r)) for j in range(i + 1, len(r))]
     return round(min(gaps), decimals) + 0.0  # + 0.0: no -0.0
+
+
+def relative_normal_steps(positions, steps, radii, decimals: int) -> np.ndarray:
+    """[N, 2]: each ball's step relative to the centre of mass (masses r^2) of the pair whose
+    free-flight gap is smallest, projected on the line of their centres after one more frame at
+    their steps; zero for the other balls. An elastic collision of the pair changes each step by
+    -2 times this. Inputs rounded to `decimals` places first, as in `free_flight_gap`; so is the result."""
+    p, s = (np.round(np.asarray(a, dtype=float), decimals) for a in (positions, steps))
+    r = np.round(np.asarray(radii, dtype=float), decimals)
+    ahead = p + s
+    pairs = [(i, j) for i in range(len(r)) for j in range(i + 1, len(r))]
+    i, j = min(pairs, key=lambda ij: np.hypot(*(ahead[ij[1]] - ahead[ij[0]])) - r[ij[0]] - r[ij[1]])
+    out = np.zeros_like(s)
+    axis = ahead[j] - ahead[i]
+    length = np.hypot(*axis)
+    if length == 0:
+        return out
+    normal = axis / length
+    m_i, m_j = r[i] ** 2, r[j] ** 2
+    centre = (m_i * s[i] + m_j * s[j]) / (m_i + m_j)
+    for k in (i, j):
+        out[k] = np.dot(s[k] - centre, normal) * normal
+    return np.round(out, decimals) + 0.0
 
 
 class LanguageError(ValueError):
@@ -142,7 +178,7 @@ class PhysicsLanguage:
                  scene_token: bool = True, little_endian: bool = True, frame_velocity: bool = False,
                  frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False,
                  frame_acceleration: bool = False, contact_gap: bool = False, whole_jumps: bool = False,
-                 signed_changes: bool = False):
+                 signed_changes: bool = False, relative_steps: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -166,18 +202,21 @@ class PhysicsLanguage:
             if on and not frame_acceleration:
                 raise LanguageError(f"{name} needs frame_acceleration (the changes of step it is about)")
         self.contact_gap, self.whole_jumps, self.signed_changes = contact_gap, whole_jumps, signed_changes
+        if relative_steps and not contact_gap:
+            raise LanguageError("relative_steps needs contact_gap (it is written where the gap is negative)")
+        self.relative_steps = relative_steps
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
         # scene tokens last, so every other token keeps its id with or without them
         self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual + scenes)
         # last again, so earlier checkpoints' ids stay as they are
-        self.vocab += ([GAP] if contact_gap else []) + ([PLUS] if signed_changes else [])
+        self.vocab += ([GAP] if contact_gap else []) + ([PLUS] if signed_changes else []) + ([REL] if relative_steps else [])
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.colors, self.visual = colors, visual
         # The grammar's sets of allowed next tokens, built once: constrained decoding caches a
         # logits mask per set, keyed by the set's identity.
-        one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT, SIGN, GAP) + DIGITS}
+        one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT, SIGN, GAP, REL) + DIGITS}
         digits = frozenset(DIGITS)
         self.expect = dict(one=one, colors=frozenset(colors), visual=frozenset(visual), digits=digits,
                            signed=digits | {SIGN}, either_sign=digits | {SIGN, PLUS}, digits_or_point=digits | {POINT},
@@ -253,8 +292,11 @@ class PhysicsLanguage:
         for k in range(cond, len(visual_ids)):
             out.append("<frame>")
             if self.contact_gap and len(record["radii"]) > 1:
-                out += [GAP] + self.number(free_flight_gap(positions[k - 1], summed_steps[k - 1], record["radii"],
-                                                           self.decimals))
+                gap = free_flight_gap(positions[k - 1], summed_steps[k - 1], record["radii"], self.decimals)
+                out += [GAP] + self.number(gap)
+                if self.relative_steps and gap < 0:
+                    rel = relative_normal_steps(positions[k - 1], summed_steps[k - 1], record["radii"], self.decimals)
+                    out += [REL] + [t for value in rel.ravel() for t in self.number(value)]
             if self.symbolic:
                 for i, ((x, y), (vx, vy)) in enumerate(zip(positions[k], velocities[k])):
                     out.append("<p>")
@@ -313,6 +355,7 @@ class PhysicsLanguage:
         per_ball = 1 + (4 if self.writes_frame_velocities else 2) * number
         frame = 1 + (max_objects * per_ball if self.symbolic else 0) + self.tokens_per_frame
         frame += (1 + number) if self.contact_gap and max_objects > 1 else 0
+        frame += (1 + 2 * max_objects * number) if self.relative_steps and max_objects > 1 else 0
         return state + num_frames * frame + 1
 
     def parse(self, tokens: list[str] | str, num_frames: int, max_objects: int | None = None) -> Clip:
@@ -360,7 +403,7 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
     for t in tokens:
         if t in ("<state>", "</state>"):
             in_state, role = t == "<state>", "structure"
-        elif t in FIELDS or t in ("<p>", GAP):
+        elif t in FIELDS or t in ("<p>", GAP, REL):
             field, digit, role = t[1:-1], 0, "structure"
         elif t == "<frame>":
             slot, role = 0, "structure"
@@ -369,8 +412,8 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
         elif t in DIGITS or t in (SIGN, PLUS):
             if in_state:
                 role = f"state {field}"
-            elif field == "gap":
-                role = "gap"
+            elif field in ("gap", "rel"):
+                role = field
             else:  # <p> x y [vx vy] or <p> dx dy x y: numbers of len(places) digits each, a sign before any
                 axis = axes[min(digit // len(places), 3)]
                 role = f"position {axis} sign" if t in (SIGN, PLUS) else f"position {axis} {places[digit % len(places)]}"
@@ -440,7 +483,12 @@ class SequenceParser:
                 last = self.positions[-1] if self.positions else [(o["x"], o["y"]) for o in self.objects]
                 steps = np.asarray(self.velocities[-1] if self.velocities else
                                    [(o["vx"], o["vy"]) for o in self.objects]) * FRAME_DT
-                yield from self._exactly(free_flight_gap(last, steps, [o["r"] for o in self.objects], lang.decimals))
+                radii = [o["r"] for o in self.objects]
+                gap = yield from self._exactly(free_flight_gap(last, steps, radii, lang.decimals))
+                if lang.relative_steps and gap < 0:
+                    yield one[REL]
+                    for value in relative_normal_steps(last, steps, radii, lang.decimals).ravel():
+                        yield from self._exactly(value)
             frame, speeds = [], []
             for i, obj in enumerate(self.objects if lang.symbolic else ()):
                 yield one["<p>"]

@@ -358,3 +358,49 @@ def test_contact_gap_is_written_for_several_balls_only_and_keeps_every_other_id(
     for key in ("contact_gap", "whole_jumps", "signed_changes"):
         with pytest.raises(LanguageError, match=f"{key} needs frame_acceleration"):
             PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True, **{key: True})
+
+
+def rel_values(completion):
+    """After each <rel>: the numbers that follow (x, y per ball), world units, [frames with <rel>, N, 2]."""
+    out = []
+    for i in [i for i, t in enumerate(completion) if t == "<rel>"]:
+        values, j = [], i + 1
+        while len(values) < 4:
+            sign = -1 if completion[j] == "<->" else 1
+            j += sign < 0
+            values.append(sign * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[j:j + 5])) / 1000)
+            j += 5
+        out.append(values)
+    return np.array(out).reshape(-1, 2, 2)
+
+
+@pytest.mark.parametrize("index", [0, 3, 7])
+def test_relative_steps_say_what_an_elastic_collision_reverses(index):
+    lang = PhysicsLanguage(CODEBOOK, K, contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True,
+                           **ACCELERATION)
+    without = PhysicsLanguage(CODEBOOK, K, contact_gap=True, whole_jumps=True, signed_changes=True, **ACCELERATION)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion = lang.completion(record, ids)
+    assert len(completion) + 1 <= lang.max_completion_length(29, 2)
+    clip = lang.parse(completion, 29)
+    np.testing.assert_array_equal(clip.positions, without.parse(without.completion(record, ids), 29).positions)
+    # written in the frames whose gap is negative, only there: here the one frame of the collision
+    gaps, rel = gap_values(completion), rel_values(completion)
+    assert len(rel) == (gaps < 0).sum() == 1
+    (hit,) = np.flatnonzero(gaps < 0)
+    steps = np.r_[[[[o["vx"], o["vy"]] for o in clip.objects]], clip.velocities] * FRAME_DT
+    change = steps[hit + 1] - steps[hit]
+    # the simulator's change of step is -2 times it (to the rounding of the written steps), momentum kept
+    np.testing.assert_allclose(change, -2 * rel[0], atol=0.0035)
+    radii = np.array([o["r"] for o in clip.objects])
+    assert abs(radii**2 @ rel[0, :, 0]) < 0.002 * radii.max() ** 2
+    assert np.abs(rel[0, :, 1]).max() == 0  # head-on: along x
+    # the grammar writes it: any other digit is malformed
+    at = completion.index("<rel>") + 1
+    at += completion[at] == "<->"
+    tampered = completion[:at] + [f"<{(int(completion[at][1:-1]) + 1) % 10}>"] + completion[at + 1:]
+    with pytest.raises(LanguageError, match=f"token {at} "):
+        lang.parse(tampered, 29)
+    assert lang.vocab[-1] == "<rel>" and lang.vocab[:-1] == without.vocab
+    with pytest.raises(LanguageError, match="relative_steps needs contact_gap"):
+        PhysicsLanguage(CODEBOOK, K, relative_steps=True, **ACCELERATION)

@@ -593,8 +593,8 @@ def test_paired_differences_are_per_clip_and_bound_the_mean():
 
 
 def test_contact_gap_fine_tunes_from_an_acceleration_checkpoint_and_generates(tokenized, tmp_path):
-    """contact_gap + whole_jumps + signed_changes from a frame_acceleration checkpoint (base_model):
-    the two new tokens are appended, the checkpoint records the options, and collision clips
+    """contact_gap + whole_jumps + signed_changes + relative_steps from a frame_acceleration checkpoint
+    (base_model): the three new tokens are appended, the checkpoint records the options, and collision clips
     generate (the grammar writes each frame's gap from the model's own positions, so every clip
     parses)."""
     import torch
@@ -605,13 +605,16 @@ def test_contact_gap_fine_tunes_from_an_acceleration_checkpoint_and_generates(to
     train_sft(tiny_lm([tokenized / "collision"], tokenized / "ddt", steps=2, eval_every=2, save_every=2, **acceleration),
               tmp_path / "base", progress=False)
     cfg = tiny_lm([tokenized / "collision"], tokenized / "ddt", steps=2, eval_every=2, save_every=2, contact_gap=True,
-                  whole_jumps=True, signed_changes=True, base_model=str(tmp_path / "base" / "checkpoint"), **{**acceleration, "max_length": 1792})
+                  whole_jumps=True, signed_changes=True, relative_steps=True, base_model=str(tmp_path / "base" / "checkpoint"),
+                  **{**acceleration, "max_length": 1824})
     train_sft(cfg, tmp_path / "run", progress=False)
     base, base_tok, _, _ = load_checkpoint(tmp_path / "base")
     model, tok, lang, meta = load_checkpoint(tmp_path / "run")
-    assert lang.contact_gap and lang.whole_jumps and lang.signed_changes and meta["language"]["signed_changes"] is True
-    assert len(tok) == len(base_tok) + 2 and tok.convert_tokens_to_ids(["<gap>", "<+>"]) == [len(base_tok), len(base_tok) + 1]
-    assert model.config.max_position_embeddings == 1792 > base.config.max_position_embeddings
+    assert lang.contact_gap and lang.whole_jumps and lang.signed_changes and lang.relative_steps
+    assert meta["language"]["relative_steps"] is True
+    assert len(tok) == len(base_tok) + 3
+    assert tok.convert_tokens_to_ids(["<gap>", "<+>", "<rel>"]) == [len(base_tok), len(base_tok) + 1, len(base_tok) + 2]
+    assert model.config.max_position_embeddings == 1824 > base.config.max_position_embeddings
     assert tok.convert_tokens_to_ids(lang.vocab) == list(range(len(lang.vocab)))
     assert not torch.equal(model.get_input_embeddings().weight[:len(base_tok)], base.get_input_embeddings().weight)
     generate_dataset(tmp_path / "run", tokenized / "collision", tmp_path / "gen", limit=2, previews=False,

@@ -29,6 +29,7 @@ class LMConfig(YamlConfig):
     contact_gap: bool = False
     whole_jumps: bool = False
     signed_changes: bool = False  # a change that is not zero begins with its sign, <+> or <-> (the decision first)
+    relative_steps: bool = False  # with contact_gap: where the gap is negative, the steps relative to the centre of mass
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -85,6 +86,8 @@ class LMConfig(YamlConfig):
         for key in ("contact_gap", "whole_jumps", "signed_changes"):
             if getattr(self, key) and not self.frame_acceleration:
                 bad(key, "needs frame_acceleration: true (the changes of step it is about)")
+        if self.relative_steps and not self.contact_gap:
+            bad("relative_steps", "needs contact_gap: true (it is written where the gap is negative)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

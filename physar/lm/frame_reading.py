@@ -1,22 +1,25 @@
-"""The <state> block read from the conditioning frames by the evaluator's parser, not by the LM.
+"""The <state> block read from the conditioning frames, not by the LM.
 
 The LM reads each ball's position and velocity from the conditioning frames' visual tokens, and
 reads them coarsely: its <state> block misses the velocity by 0.5-0.65 units/s (median, uniform ID,
-`docs/results_v2.md`), where the parser, on the three 64 px frames themselves, reads it to about
-0.05. `generate_dataset(..., state_from="frames")` forces this block in place of the model's own
-(as `benchmarks/lm_given_state.py` forces the simulator's), so the LM writes only the roll-out and
-the frames. Label-free: it uses nothing but the conditioning frames, as the label-free rewards do
-(`physar.rl.rewards.reference_from_conditioning`), and the scene's known gravity.
-Measured on the evaluation clips of `docs/results_v3.md`: position 0.012 units, velocity 0.05-0.08
-units/s, radius 0.009 (median). The CPU LMs do not carry such a state forward (their videos got no
-better, collision worse): it is here for an LM that does, and as the test of whether one does.
+`docs/results_v2.md`). `generate_dataset(..., state_from="frames")` forces this block in place of
+the model's own (as `benchmarks/lm_given_state.py` forces the simulator's), so the LM writes only
+the roll-out and the frames. Label-free: it uses nothing but the conditioning frames, as the
+label-free rewards do (`physar.rl.rewards.reference_from_conditioning`), and the scene's known gravity.
+
+Each ball is read by fitting the renderer's disc to its pixels (`physar.evaluation.disc_fit`).
+On 40 evaluation clips per scene at 64 px (median; tests/test_frame_reading.py): uniform
+position 0.00002 units and velocity 0.0002 units/s, parabola 0.00002 and 0.013, collision (smaller
+balls, fewer rim pixels) 0.004 and 0.035. The evaluator's threshold centroid, used here before
+2026-11-30, read them to 0.01 and 0.06-0.09 (docs/results_v6.md: what that changed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from physar.evaluation.parse import color_mask, parse_frames, touches_border
+from physar.evaluation.disc_fit import fit_frames
+from physar.evaluation.parse import color_mask, touches_border
 from physar.rl.rewards import reference_from_conditioning
 from simulators.world import FRAME_DT, GRAVITY_PARABOLA, PALETTE
 
@@ -31,7 +34,7 @@ def read_state(frames: np.ndarray, scene: str) -> dict | None:
     colors = [c for c in PALETTE if color_mask(frames, c).any(axis=(1, 2)).all()]
     if not colors or touches_border(frames, colors):
         return None
-    parsed = parse_frames(frames, colors)
+    parsed = fit_frames(frames, colors)
     velocities = np.zeros_like(parsed.positions)
     # uniform and collision have none; a box clip's gravity is a parameter its frames do not name: taken as none
     gravity = GRAVITY_PARABOLA if scene == "parabola" else 0.0
