@@ -401,6 +401,10 @@ def test_relative_steps_say_what_an_elastic_collision_reverses(index):
     tampered = completion[:at] + [f"<{(int(completion[at][1:-1]) + 1) % 10}>"] + completion[at + 1:]
     with pytest.raises(LanguageError, match=f"token {at} "):
         lang.parse(tampered, 29)
+    roles = token_roles(completion, lang)
+    rel_at = completion.index("<rel>")
+    span = roles[rel_at + 1:completion.index("<p>", rel_at)]
+    assert set(span) == {"rel"} and len(span) - completion[rel_at:rel_at + 1 + len(span)].count("<->") == 20  # 4 numbers of 5 digits
     assert lang.vocab[-1] == "<rel>" and lang.vocab[:-1] == without.vocab
     with pytest.raises(LanguageError, match="relative_steps needs contact_gap"):
         PhysicsLanguage(CODEBOOK, K, relative_steps=True, **ACCELERATION)
