@@ -105,11 +105,43 @@ def test_parser_read_state_ends_each_prompt_and_rollouts_continue_it(sft_run, to
         scored = judge(after_block, row)
         assert scored["format_ok"] == 1.0 and scored["physics"] > 0.9
         assert judge(after_block, {**row, "prompt": ""})["format_ok"] == 0.0  # without the block it is malformed
+    # rollouts drawn by the renderer, as the videos are; the loss on the policy's decisions only
     cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=4, num_generations=2, prompts_per_step=2,
-                   steps=1, save_every=1, state_from="frames")
+                   steps=1, save_every=1, state_from="frames", draw="renderer", loss_on="decisions")
     train_rl(cfg, tmp_path / "rl", progress=False)
     logged = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
     assert [r["rewards/format_ok/mean"] for r in logged if "rewards/format_ok/mean" in r] == [1.0]
+    assert all(np.isfinite(r["kl"]) for r in logged if "kl" in r)
+
+
+def test_decision_mask_counts_only_what_the_policy_chose():
+    """The GRPO loss over the policy's decisions: in the frame_acceleration language with the
+    <state> block given, those are each frame's changes of step (and, unless the renderer draws
+    them, the visual tokens); the grammar writes gaps, positions and structure."""
+    from conftest import trajectories
+
+    from physar.data.generate import clip_record
+    from physar.language import PhysicsLanguage, token_roles
+    from physar.rl.grpo import decision_mask
+
+    lang = PhysicsLanguage(64, 4, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True,
+                           contact_gap=True, whole_jumps=True, signed_changes=True)
+    tok = lang.build_tokenizer()
+    plan, traj, bucket = trajectories("collision", "eval")[0]
+    record = clip_record(traj, plan, bucket, "v.mp4", "eval", 0, 64, 3)
+    ids = np.random.default_rng(0).integers(0, 64, (32, 4))
+    tokens = lang.completion(record, ids)
+    cut = tokens.index("</state>") + 1
+    prompt = tok(lang.text(lang.prompt(ids, 3, "collision") + tokens[:cut]))["input_ids"]
+    completion = tok(lang.text(tokens[cut:]))["input_ids"][1:] + [tok.eos_token_id]
+    drawn = decision_mask(lang, tok, [prompt], [completion], 29, 2, drawn=True)[0]
+    written = decision_mask(lang, tok, [prompt], [completion], 29, 2, drawn=False)[0]
+    roles = token_roles(tokens[cut:], lang) + ["structure"]
+    changes = np.array([r.startswith(("position ax", "position ay")) for r in roles])
+    np.testing.assert_array_equal(drawn, changes)  # gaps, positions, structure and <eos>: 0
+    assert changes.sum() >= 29 * 2 * 2 * 5  # 2 balls, 2 numbers of 5 digits per frame (and signs)
+    np.testing.assert_array_equal(written - drawn, [r.startswith("visual") for r in roles])
+    assert (written - drawn).sum() == 29 * 4
 
 
 def test_rl_config_errors(tmp_path):
@@ -122,3 +154,7 @@ def test_rl_config_errors(tmp_path):
         RLConfig.from_yaml(tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="state_from"):
         RLConfig(state_from="oracle")
+    with pytest.raises(ConfigError, match="draw"):
+        RLConfig(draw="pencil")
+    with pytest.raises(ConfigError, match="loss_on"):
+        RLConfig(loss_on="some")

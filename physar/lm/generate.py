@@ -69,14 +69,21 @@ class GrammarConstraint(LogitsProcessor):
         return scores.masked_fill(~masks.to(scores.device), float("-inf"))
 
 
-def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int, prefix_from_prompt: bool = False):
+def constrain(model, lang: PhysicsLanguage, tok, num_frames: int, max_objects: int, prefix_from_prompt: bool = False,
+              draw_with=None):
     """Make every `model.generate` call (trl's rollouts too) follow the physics language.
-    `prefix_from_prompt`: prompts may end with a given <state> block, which the grammar reads first."""
+    `prefix_from_prompt`: prompts may end with a given <state> block, which the grammar reads first.
+    `draw_with` (a DDT tokenizer): the renderer draws every frame's visual tokens (physar/lm/drawing.py)."""
     plain = model.generate
 
     def generate(*args, **kwargs):
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-        processors.append(GrammarConstraint(lang, tok, num_frames, max_objects, prefix_from_prompt=prefix_from_prompt))
+        grammar = GrammarConstraint(lang, tok, num_frames, max_objects, prefix_from_prompt=prefix_from_prompt)
+        processors.append(grammar)
+        if draw_with is not None:
+            from physar.lm.drawing import DrawnFrames
+
+            processors.append(DrawnFrames(grammar, draw_with, lang))
         return plain(*args, logits_processor=processors, **kwargs)
 
     model.generate = generate

@@ -21,6 +21,12 @@ class RLConfig(YamlConfig):
     # frames (frames: the block ends each prompt, as `physar generate --state-from frames` forces it)
     state_from: str = "model"
     reward_weights: dict = field(default_factory=lambda: {"physics": 1.0, "agreement": 0.5, "format_ok": 0.1})
+    # who draws each rollout frame's visual tokens: the policy (lm), or the renderer from the policy's
+    # states (renderer: as `physar generate --draw renderer`, so rollouts are the videos it is judged by)
+    draw: str = "lm"
+    # which completion tokens the GRPO loss and KL count: all, or only the policy's decisions (tokens
+    # where the grammar allowed more than one and the renderer did not draw: grpo.decision_mask)
+    loss_on: str = "all"
     num_generations: int = 4  # group size G
     prompts_per_step: int = 2
     beta: float = 0.04  # KL to the SFT reference
@@ -40,6 +46,10 @@ class RLConfig(YamlConfig):
             bad("trajectory", f"must be one of {', '.join(SOURCES)}, got {self.trajectory!r}")
         if self.state_from not in ("model", "frames"):
             bad("state_from", f"must be 'model' or 'frames', got {self.state_from!r}")
+        if self.draw not in ("lm", "renderer"):
+            bad("draw", f"must be 'lm' or 'renderer', got {self.draw!r}")
+        if self.loss_on not in ("all", "decisions"):
+            bad("loss_on", f"must be 'all' or 'decisions', got {self.loss_on!r}")
         if self.num_generations < 2:
             bad("num_generations", f"GRPO needs groups of at least 2, got {self.num_generations}")
         for key in ("prompts_per_step", "steps", "save_every"):

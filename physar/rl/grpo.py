@@ -19,7 +19,7 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import parse_frames
-from physar.language import LanguageError, given_state_block, object_order, split_tokens
+from physar.language import LanguageError, SequenceParser, given_state_block, object_order, split_tokens
 from physar.lm.assess import EVALUATION_SEED
 from physar.lm.frame_reading import read_state
 from physar.rl import rewards
@@ -150,6 +150,62 @@ class RolloutJudge:
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
 
 
+def decision_mask(lang, tok, prompt_ids: list[list[int]], completion_ids: list[list[int]], num_frames: int,
+                  max_objects: int, drawn: bool) -> np.ndarray:
+    """[B, C] 1 where the policy decided the completion token: the grammar allowed more than one,
+    and (`drawn`) it is not a visual token the renderer drew. Most tokens are neither: digits the
+    grammar writes (positions, gaps), structure, and with drawing every frame's K visual tokens.
+    Counted in GRPO's loss they are noise: a group's advantage pushes their (masked-away) logits up
+    or down, and the KL to the reference, measured on them, grew to 9 nats within 20 steps
+    (runs/rl_v2_contact, 2026-11-30) while the decisions barely moved."""
+    eos = tok.eos_token_id
+    token_of = {i: t for t, i in ((t, tok.convert_tokens_to_ids(t)) for t in lang.vocab)}
+    token_of[eos] = "<eos>"
+    visual = lang.expect["visual"]
+    out = np.zeros((len(completion_ids), max(map(len, completion_ids), default=0)), dtype=np.int64)
+    for row, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids)):
+        parser = SequenceParser(lang, num_frames, max_objects)
+        try:
+            for token in given_state_block(tok.convert_ids_to_tokens(prompt)):
+                parser.feed(token)
+            for j, token_id in enumerate(completion):
+                if parser.done:
+                    break
+                allowed = parser.allowed()
+                out[row, j] = len(allowed) > 1 and not (drawn and allowed is visual)
+                parser.feed(token_of.get(token_id, "<unk>"))
+        except LanguageError:
+            continue  # a truncated or broken rollout: what it decided up to there stays counted
+    return out
+
+
+def decisions_only_trainer():
+    """trl's GRPOTrainer with its loss (and KL) over the policy's decisions only (`decision_mask`),
+    through trl's own per-token loss mask (`tool_mask`: 0 for tokens the policy did not write)."""
+    import torch
+    from trl import GRPOTrainer
+
+    class DecisionsGRPOTrainer(GRPOTrainer):
+        def __init__(self, *args, decisions, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.decisions = decisions
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            prompts = [ids[m.bool()].tolist() for ids, m in zip(out["prompt_ids"], out["prompt_mask"])]
+            completions = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], out["completion_mask"])]
+            mask = torch.zeros_like(out["completion_mask"])
+            decided = torch.from_numpy(self.decisions(prompts, completions))
+            mask[:, :decided.shape[1]] = decided.to(mask)
+            if "tool_mask" in out:
+                mask = mask * out["tool_mask"]
+            out["tool_mask"] = mask
+            out["num_items_in_batch"] = self.accelerator.gather((out["completion_mask"] * mask).sum()).sum()
+            return out
+
+    return DecisionsGRPOTrainer
+
+
 def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
     """One trl reward function per component (trl logs each as rewards/<name>/mean)."""
     def make(name):
@@ -201,9 +257,18 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
         model_init_kwargs={"dtype": torch.float32}, disable_tqdm=not progress)
     log_path = run / "log.jsonl"
     # trl builds the policy and the KL reference from the checkpoint folder
-    trainer = GRPOTrainer(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
-                          train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
-    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames")
+    common = dict(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
+                  train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
+    drawn = cfg.draw == "renderer"
+    if cfg.loss_on == "decisions":
+        def decisions(prompts, completions):
+            return decision_mask(lang, tok, prompts, completions, num_frames, meta["max_objects"], drawn)
+
+        trainer = decisions_only_trainer()(**common, decisions=decisions)
+    else:
+        trainer = GRPOTrainer(**common)
+    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames",
+              draw_with=ddt if drawn else None)
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)
     info = {**{k: meta[k] for k in ("conditioning_frames", "num_frames", "resolution", "max_objects")},
