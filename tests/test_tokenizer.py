@@ -143,6 +143,38 @@ def test_encode_decode_shapes_and_ranges():
         model.encode(torch.zeros(1, 64, 64, 3, dtype=torch.uint8))
 
 
+def test_coordinate_periods_write_a_ball_position_as_phases(tmp_path):
+    """The periodic coordinate channels: summed over a ball's coverage, sin and cos at period P give
+    its centre modulo P to about a twentieth of a pixel (up to the disc's sign at that frequency, which
+    its radius fixes), a smooth function of the input that FSQ can write as a digit."""
+    from physar.tokenizer.model import coordinate_channels
+
+    channels = coordinate_channels(2, 64, periods=[8, 2.5])
+    assert channels.shape == (2, 10, 64, 64)
+    assert channels[0, 2, 5, 3] == pytest.approx(np.sin(2 * np.pi * 3 / 8), abs=1e-6)  # sin x at column 3
+    assert channels[0, 5, 5, 3] == pytest.approx(np.cos(2 * np.pi * 5 / 8), abs=1e-6)  # cos y at row 5
+    rng = np.random.default_rng(0)
+    sin_x, cos_x = channels[0, 2].numpy(), channels[0, 3].numpy()
+    errors = []
+    for _ in range(40):
+        x, y = rng.uniform(3, 7, 2)
+        frame = render_frames(np.array([[[x, y]]]), np.array([1.0]), np.array([[255, 0, 0]]), 64)[0]
+        coverage = (255.0 - frame[..., 1]) / 255.0
+        phase = np.angle((coverage * cos_x).sum() + 1j * (coverage * sin_x).sum()) * 8 / (2 * np.pi)
+        col = world_to_pixel(x, y, 64)[0]
+        errors.append(min(abs((phase - col + shift + 4) % 8 - 4) for shift in (0, 4)))
+    assert np.median(errors) < 0.08 and max(errors) < 0.3  # the threshold centroid: about 0.066 px
+    # a tokenizer with them: every part reads the extra channels, and the checkpoint keeps them
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny(coordinate_periods=[8, 3])).eval()
+    assert model.encoder.stem[0].in_channels == 3 + 2 + 8 and model.renderer.conv_in.in_channels == 3 + 2 + 8
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    assert model.decode(model.encode(frames)).shape == (2, 32, 32, 3)
+    model.save_pretrained(tmp_path / "ck")
+    loaded = DDTTokenizer.from_pretrained(tmp_path / "ck")
+    assert loaded.config.coordinate_periods == [8, 3] and torch.equal(loaded.encode(frames), model.encode(frames))
+
+
 def test_save_and_load_round_trip_and_mismatch(tmp_path):
     torch.manual_seed(0)
     model = DDTTokenizer(tiny()).eval()
@@ -171,6 +203,7 @@ def test_save_and_load_round_trip_and_mismatch(tmp_path):
     ({"nested_dropout": 1.5}, "nested_dropout"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"unet_cross_attention_levels": 5}, "unet_cross_attention_levels"), ({"colour": 1}, "unknown key colour"),
     ({"parser_loss_weight": -0.1}, "parser_loss_weight"), ({"parser_loss_sharpness": 0}, "parser_loss_sharpness"),
+    ({"coordinate_periods": [8, 2]}, "coordinate_periods"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, change, needle):
     import yaml
@@ -228,6 +261,23 @@ def test_init_starts_from_a_checkpoint_of_the_same_architecture(data32, trained,
         assert held_loss(tuned)["render"] == pytest.approx(held_loss(source)["render"], rel=1e-3)
     with pytest.raises(TrainingError, match="architecture differs .*num_tokens"):
         train(tiny(steps=2, num_tokens=3), data, tmp_path / "other", init=trained / "checkpoint", progress=False)
+
+
+def test_init_grows_the_input_channels_for_new_coordinate_periods(trained, tmp_path):
+    """--init from a checkpoint without periodic channels: the new channels' weights start at zero,
+    so the grown model encodes and draws exactly as the checkpoint did before it trains."""
+    from physar.tokenizer.codec import load_tokenizer
+    from physar.tokenizer.train import _load_initial_weights
+
+    source = load_tokenizer(trained)
+    grown = DDTTokenizer(tiny(steps=6, coordinate_periods=[8, 3])).eval()
+    _load_initial_weights(grown, trained)
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    ids = source.encode(frames)
+    assert torch.equal(grown.encode(frames), ids) and torch.equal(grown.decode(ids), source.decode(ids))
+    DDTTokenizer(tiny(steps=6, coordinate_periods=[8])).save_pretrained(tmp_path / "with_periods")
+    with pytest.raises(TrainingError, match="not a prefix"):  # channels are only ever added
+        _load_initial_weights(DDTTokenizer(tiny(steps=6)), tmp_path / "with_periods")
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

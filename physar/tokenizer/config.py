@@ -19,6 +19,9 @@ class TokenizerConfig(YamlConfig):
     encoder_dim: int = 128
     encoder_layers: int = 4
     encoder_heads: int = 4
+    # extra input channels of the encoder and both decoders: sin and cos of x and y at these periods
+    # (in pixels), so a sub-pixel position can be written as phases, digit by digit (model.py)
+    coordinate_periods: list[float] = field(default_factory=list)
     context_dim: int = 128  # width of the token embeddings the decoders cross-attend to
     # diffusion decoder and one-step renderer: diffusers UNet2DConditionModel, pixel space
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
@@ -72,6 +75,9 @@ class TokenizerConfig(YamlConfig):
         for key in ("batch_size", "steps", "eval_every", "save_every", "eval_frames", "encoder_dim", "context_dim"):
             if getattr(self, key) < 1:
                 bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if any(float(p) <= 2 for p in self.coordinate_periods):
+            bad("coordinate_periods", f"each period must be more than 2 pixels (at 2, sin is 0 at every pixel), "
+                                      f"got {self.coordinate_periods}")
         if self.parser_loss_weight < 0:
             bad("parser_loss_weight", f"must be >= 0, got {self.parser_loss_weight}")
         if self.parser_loss_sharpness <= 0:

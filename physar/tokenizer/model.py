@@ -34,11 +34,30 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def coordinate_channels(batch: int, size: int, device=None) -> torch.Tensor:
-    """[B, 2, H, W]: x and y of every pixel centre in [-1, 1]."""
+def coordinate_channels(batch: int, size: int, device=None, periods=()) -> torch.Tensor:
+    """[B, 2 + 4 len(periods), H, W]: x and y of every pixel centre in [-1, 1], then for each period
+    P (pixels) sin and cos of 2 pi x / P and of 2 pi y / P (x, y the pixel's column and row).
+
+    Why the periodic ones: FSQ writes each code dimension with a few levels (8), so a position to a
+    tenth of a pixel must be spread over several dimensions like digits, and a digit is a sawtooth
+    of the position, which a network reading linear coordinates makes badly (the v2 codes hold the
+    ball to 0.41 px, checkpoints/ddt_cpu_v2/README.md). Summed over a ball's pixels, sin and cos at
+    period P give the phase of its centre modulo P, a smooth function of these channels; a few
+    periods (32, 8, 2 px) are the digits, and the decoders read the same channels to draw there."""
     axis = torch.linspace(-1.0, 1.0, size, device=device)
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xs, ys])[None].expand(batch, -1, -1, -1)
+    channels = [xs, ys]
+    pixels = torch.arange(size, dtype=torch.float32, device=device)
+    rows, cols = torch.meshgrid(pixels, pixels, indexing="ij")
+    for period in periods:
+        for grid in (cols, rows):
+            angle = 2 * torch.pi * grid / float(period)
+            channels += [torch.sin(angle), torch.cos(angle)]
+    return torch.stack(channels)[None].expand(batch, -1, -1, -1)
+
+
+def coordinate_channel_count(cfg: TokenizerConfig) -> int:
+    return 2 + 4 * len(cfg.coordinate_periods)
 
 
 class FrameEncoder(nn.Module):
@@ -46,13 +65,14 @@ class FrameEncoder(nn.Module):
 
     def __init__(self, cfg: TokenizerConfig, code_dim: int):
         super().__init__()
-        layers, channels = [], 5  # RGB + coordinates
+        layers, channels = [], 3 + coordinate_channel_count(cfg)  # RGB + coordinates
         for c in cfg.encoder_channels:
             layers += [nn.Conv2d(channels, c, 3, padding=1), nn.GroupNorm(8, c), nn.SiLU(),
                        nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU()]
             channels = c
         layers.append(nn.Conv2d(channels, cfg.encoder_dim, 1))
         self.stem = nn.Sequential(*layers)
+        self.periods = tuple(cfg.coordinate_periods)
         grid = cfg.resolution // 2 ** len(cfg.encoder_channels)
         self.patch_pos = nn.Parameter(torch.randn(grid * grid, cfg.encoder_dim) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.num_tokens, cfg.encoder_dim) * 0.02)
@@ -69,7 +89,7 @@ class FrameEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b = frames.shape[0]
-        x = torch.cat([frames, coordinate_channels(b, frames.shape[-1], frames.device)], 1)
+        x = torch.cat([frames, coordinate_channels(b, frames.shape[-1], frames.device, self.periods)], 1)
         features = self.stem(x)
         patches = features.flatten(2).transpose(1, 2) + self.patch_pos
         queries = self.queries + self.map_to_queries(self.map_reduce(features).flatten(1)).view(b, *self.queries.shape)
@@ -84,7 +104,8 @@ def _unet(cfg: TokenizerConfig):
     down = ["DownBlock2D"] * (n - attn) + ["CrossAttnDownBlock2D"] * attn
     up = ["CrossAttnUpBlock2D"] * attn + ["UpBlock2D"] * (n - attn)
     return UNet2DConditionModel(
-        sample_size=cfg.resolution, in_channels=5, out_channels=3, cross_attention_dim=cfg.context_dim,
+        sample_size=cfg.resolution, in_channels=3 + coordinate_channel_count(cfg), out_channels=3,
+        cross_attention_dim=cfg.context_dim,
         block_out_channels=tuple(cfg.unet_channels), layers_per_block=1, attention_head_dim=cfg.unet_head_dim,
         norm_num_groups=min(16, cfg.unet_channels[0]), down_block_types=tuple(down), up_block_types=tuple(up),
         # the visible tokens, flattened, are also added to the timestep embedding, which reaches every
@@ -158,7 +179,7 @@ class DDTTokenizer(nn.Module):
         return states[:, 1:].flatten(1) if self.config.global_conditioning else None
 
     def _unet_input(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, coordinate_channels(x.shape[0], x.shape[-1], x.device)], 1)
+        return torch.cat([x, coordinate_channels(x.shape[0], x.shape[-1], x.device, self.config.coordinate_periods)], 1)
 
     # --- decoders --------------------------------------------------------------------------
 

@@ -96,11 +96,24 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 
 
 def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
+    """Start from a checkpoint of the same architecture. It may have fewer coordinate periods (its
+    periods a prefix of the config's): the input convolutions' weights for the new channels start at
+    zero, so the model starts as exactly the checkpoint and learns to use them."""
     source = load_tokenizer(init)
     diff = [k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k)]
+    old, new = list(source.config.coordinate_periods), list(model.config.coordinate_periods)
+    if new[:len(old)] != old:
+        diff.append(f"coordinate_periods {old} is not a prefix of {new}")
     if diff:
         raise TrainingError(f"--init {init}: its architecture differs from the config's ({', '.join(diff)})")
-    model.load_state_dict(source.state_dict())
+    state = source.state_dict()
+    for name, target in model.state_dict().items():
+        weight = state[name]
+        if weight.shape != target.shape:  # an input convolution, wider by the new channels
+            grown = torch.zeros_like(target)
+            grown[:, :weight.shape[1]] = weight
+            state[name] = grown
+    model.load_state_dict(state)
 
 
 @torch.no_grad()
