@@ -156,8 +156,8 @@ def decision_mask(lang, tok, prompt_ids: list[list[int]], completion_ids: list[l
     and (`drawn`) it is not a visual token the renderer drew. Most tokens are neither: digits the
     grammar writes (positions, gaps), structure, and with drawing every frame's K visual tokens.
     Counted in GRPO's loss they are noise: a group's advantage pushes their (masked-away) logits up
-    or down, and the KL to the reference, measured on them, grew to 9 nats within 20 steps
-    (runs/rl_v2_contact, 2026-11-30) while the decisions barely moved."""
+    or down, and the KL to the reference, measured on them too, reached 9-27 nats within 20 steps
+    (configs/rl/cpu_v2_contact.yaml, 2026-11-30)."""
     eos = tok.eos_token_id
     token_of = {i: t for t, i in ((t, tok.convert_tokens_to_ids(t)) for t in lang.vocab)}
     token_of[eos] = "<eos>"
@@ -260,6 +260,8 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     common = dict(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
                   train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
     drawn = cfg.draw == "renderer"
+    if drawn and not lang.symbolic:
+        raise ConfigError(f"draw: renderer needs a symbolic checkpoint (it draws the states); {cfg.checkpoint} is visual-only")
     if cfg.loss_on == "decisions":
         def decisions(prompts, completions):
             return decision_mask(lang, tok, prompts, completions, num_frames, meta["max_objects"], drawn)
