@@ -107,7 +107,8 @@ def test_parser_read_state_ends_each_prompt_and_rollouts_continue_it(sft_run, to
         assert judge(after_block, {**row, "prompt": ""})["format_ok"] == 0.0  # without the block it is malformed
     # rollouts drawn by the renderer, as the videos are; the loss on the policy's decisions only
     cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=4, num_generations=2, prompts_per_step=2,
-                   steps=1, save_every=1, state_from="frames", draw="renderer", loss_on="decisions")
+                   steps=1, save_every=1, state_from="frames", draw="renderer", loss_on="decisions",
+                   logprobs="constrained")
     train_rl(cfg, tmp_path / "rl", progress=False)
     logged = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
     assert [r["rewards/format_ok/mean"] for r in logged if "rewards/format_ok/mean" in r] == [1.0]
@@ -122,7 +123,7 @@ def test_decision_mask_counts_only_what_the_policy_chose():
 
     from physar.data.generate import clip_record
     from physar.language import PhysicsLanguage, token_roles
-    from physar.rl.grpo import decision_mask
+    from physar.rl.grpo import decision_mask, grammar_steps
 
     lang = PhysicsLanguage(64, 4, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True,
                            contact_gap=True, whole_jumps=True, signed_changes=True)
@@ -134,8 +135,8 @@ def test_decision_mask_counts_only_what_the_policy_chose():
     cut = tokens.index("</state>") + 1
     prompt = tok(lang.text(lang.prompt(ids, 3, "collision") + tokens[:cut]))["input_ids"]
     completion = tok(lang.text(tokens[cut:]))["input_ids"][1:] + [tok.eos_token_id]
-    drawn = decision_mask(lang, tok, [prompt], [completion], 29, 2, drawn=True)[0]
-    written = decision_mask(lang, tok, [prompt], [completion], 29, 2, drawn=False)[0]
+    drawn = decision_mask(grammar_steps(lang, tok, [prompt], [completion], 29, 2, drawn=True))[0]
+    written = decision_mask(grammar_steps(lang, tok, [prompt], [completion], 29, 2, drawn=False))[0]
     roles = token_roles(tokens[cut:], lang) + ["structure"]
     changes = np.array([r.startswith(("position ax", "position ay")) for r in roles])
     np.testing.assert_array_equal(drawn, changes)  # gaps, positions, structure and <eos>: 0
@@ -158,3 +159,43 @@ def test_rl_config_errors(tmp_path):
         RLConfig(draw="pencil")
     with pytest.raises(ConfigError, match="loss_on"):
         RLConfig(loss_on="some")
+    with pytest.raises(ConfigError, match="logprobs"):
+        RLConfig(logprobs="cooked")
+
+
+def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tokenized):
+    """logprobs: constrained: each completion token's log-probability under the model's softmax over
+    the tokens the grammar allowed there: 0 where it allowed one, and where it allowed several the
+    log-softmax over those alone (trl's raw ones are over the whole vocabulary)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import torch
+
+    from physar.rl.grpo import constrained_trainer, grammar_steps, token_ids
+
+    run, tok, lang, meta, ddt = _setup(sft_run)
+    model, *_ = load_checkpoint(run)
+    record = load_metadata(tokenized / "uniform")[0]
+    ids = encode_clip(ddt, read_video(tokenized / "uniform" / record["video"]))
+    prompt = tok(lang.text(lang.prompt(ids, 3, "uniform")))["input_ids"]
+    completion = tok(lang.text(lang.completion(record, ids)))["input_ids"][1:] + [tok.eos_token_id]
+    input_ids = torch.tensor([prompt + completion])
+    trainer = object.__new__(constrained_trainer())  # only what the method reads
+    steps_of = lambda p, c: grammar_steps(lang, tok, p, c, 29, meta["max_objects"], drawn=False)  # noqa: E731
+    trainer.__dict__.update(steps_of=steps_of, constrained=True, _masks={}, processing_class=tok, temperature=1.0,
+                            accelerator=SimpleNamespace(autocast=contextlib.nullcontext))
+    with torch.no_grad():
+        logps, entropy, _ = trainer._get_per_token_logps_and_entropies(
+            model, input_ids, torch.ones_like(input_ids), len(completion), compute_entropy=True)
+        raw = model(input_ids=input_ids).logits[0, -len(completion) - 1:-1].log_softmax(-1)
+    steps = steps_of([prompt], [completion])[0]
+    forced = [j for j, a in enumerate(steps) if len(a) == 1]
+    free = [j for j, a in enumerate(steps) if len(a) > 1]
+    assert len(forced) > 50 and len(free) > 50  # structure and field names; the digits and visual tokens
+    assert torch.all(logps[0, forced].abs() < 1e-6) and torch.all(entropy[0, forced].abs() < 1e-5)
+    j = free[0]
+    allowed = token_ids(tok, steps[j])
+    expected = raw[j, completion[j]] - raw[j, allowed].logsumexp(-1)
+    assert logps[0, j] == pytest.approx(float(expected), abs=1e-5)
+    assert torch.all(logps[0] >= raw[range(len(completion)), completion] - 1e-5)  # never below the raw ones

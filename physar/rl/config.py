@@ -27,6 +27,9 @@ class RLConfig(YamlConfig):
     # which completion tokens the GRPO loss and KL count: all, or only the policy's decisions (tokens
     # where the grammar allowed more than one and the renderer did not draw: grpo.decision_mask)
     loss_on: str = "all"
+    # the log-probabilities of GRPO's ratio and KL: over the whole vocabulary (raw, trl's), or over the
+    # tokens the grammar allowed at each step (constrained: the distribution the rollouts were drawn from)
+    logprobs: str = "raw"
     num_generations: int = 4  # group size G
     prompts_per_step: int = 2
     beta: float = 0.04  # KL to the SFT reference
@@ -50,6 +53,8 @@ class RLConfig(YamlConfig):
             bad("draw", f"must be 'lm' or 'renderer', got {self.draw!r}")
         if self.loss_on not in ("all", "decisions"):
             bad("loss_on", f"must be 'all' or 'decisions', got {self.loss_on!r}")
+        if self.logprobs not in ("raw", "constrained"):
+            bad("logprobs", f"must be 'raw' or 'constrained', got {self.logprobs!r}")
         if self.num_generations < 2:
             bad("num_generations", f"GRPO needs groups of at least 2, got {self.num_generations}")
         for key in ("prompts_per_step", "steps", "save_every"):

@@ -150,60 +150,127 @@ class RolloutJudge:
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
 
 
-def decision_mask(lang, tok, prompt_ids: list[list[int]], completion_ids: list[list[int]], num_frames: int,
-                  max_objects: int, drawn: bool) -> np.ndarray:
-    """[B, C] 1 where the policy decided the completion token: the grammar allowed more than one,
-    and (`drawn`) it is not a visual token the renderer drew. Most tokens are neither: digits the
-    grammar writes (positions, gaps), structure, and with drawing every frame's K visual tokens.
-    Counted in GRPO's loss they are noise: a group's advantage pushes their (masked-away) logits up
-    or down, and the KL to the reference, measured on them too, reached 9-27 nats within 20 steps
-    (configs/rl/cpu_v2_contact.yaml, 2026-11-30)."""
-    eos = tok.eos_token_id
+def grammar_steps(lang, tok, prompt_ids: list[list[int]], completion_ids: list[list[int]], num_frames: int,
+                  max_objects: int, drawn: bool) -> list[list[frozenset | None]]:
+    """Per row and completion token, the set of tokens the sampler could have chosen there: what the
+    grammar allowed, or (`drawn`) only the token itself for a visual token the renderer drew; None
+    once the sequence is over (or where a broken rollout stops being readable)."""
     token_of = {i: t for t, i in ((t, tok.convert_tokens_to_ids(t)) for t in lang.vocab)}
-    token_of[eos] = "<eos>"
+    token_of[tok.eos_token_id] = "<eos>"
     visual = lang.expect["visual"]
-    out = np.zeros((len(completion_ids), max(map(len, completion_ids), default=0)), dtype=np.int64)
-    for row, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids)):
-        parser = SequenceParser(lang, num_frames, max_objects)
+    out = []
+    for prompt, completion in zip(prompt_ids, completion_ids):
+        parser, steps = SequenceParser(lang, num_frames, max_objects), []
         try:
             for token in given_state_block(tok.convert_ids_to_tokens(prompt)):
                 parser.feed(token)
-            for j, token_id in enumerate(completion):
+            for token_id in completion:
                 if parser.done:
                     break
+                token = token_of.get(token_id, "<unk>")
                 allowed = parser.allowed()
-                out[row, j] = len(allowed) > 1 and not (drawn and allowed is visual)
-                parser.feed(token_of.get(token_id, "<unk>"))
+                steps.append(frozenset({token}) if drawn and allowed is visual else allowed)
+                parser.feed(token)
         except LanguageError:
-            continue  # a truncated or broken rollout: what it decided up to there stays counted
+            pass  # a truncated or broken rollout: read up to where it breaks
+        out.append(steps + [None] * (len(completion) - len(steps)))
     return out
 
 
-def decisions_only_trainer():
-    """trl's GRPOTrainer with its loss (and KL) over the policy's decisions only (`decision_mask`),
-    through trl's own per-token loss mask (`tool_mask`: 0 for tokens the policy did not write)."""
+def decision_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
+    """[B, C] 1 where the policy decided the token (`grammar_steps`: more than one was possible).
+    Most tokens are not decisions: digits the grammar writes (positions, gaps), structure, and with
+    drawing every frame's K visual tokens."""
+    out = np.zeros((len(steps), max(map(len, steps), default=0)), dtype=np.int64)
+    for row, row_steps in enumerate(steps):
+        for j, allowed in enumerate(row_steps):
+            out[row, j] = allowed is not None and len(allowed) > 1
+    return out
+
+
+def constrained_trainer():
+    """trl's GRPOTrainer for a policy sampled under the physics language's grammar.
+
+    - `constrained` (RL config `logprobs: constrained`): log-probabilities, of the policy and of the
+      KL reference, are those of the distribution the sampler drew from, the model's softmax over
+      the tokens the grammar allowed there. trl's own are over the whole vocabulary: there a negative
+      advantage is most cheaply met by moving mass onto tokens the grammar never lets through, which
+      changes nothing the policy does, and the KL, measured on that mass, reached 9-113 nats within
+      25 steps (configs/rl/cpu_v2_contact.yaml and cpu_v2_contact_decisions.yaml, 2026-11-30).
+    - `decisions_only` (`loss_on: decisions`): the loss and KL count only the tokens the policy chose
+      (`decision_mask`), through trl's per-token mask for tokens the policy did not write (`tool_mask`).
+    """
     import torch
     from trl import GRPOTrainer
 
-    class DecisionsGRPOTrainer(GRPOTrainer):
-        def __init__(self, *args, decisions, **kwargs):
+    class ConstrainedGRPOTrainer(GRPOTrainer):
+        def __init__(self, *args, steps_of, constrained: bool, decisions_only: bool, **kwargs):
             super().__init__(*args, **kwargs)
-            self.decisions = decisions
+            self.steps_of, self.constrained, self.decisions_only = steps_of, constrained, decisions_only
+            self._masks: dict[frozenset, torch.Tensor] = {}
+
+        @staticmethod
+        def _split(ids, mask):
+            return [row[m.bool()].tolist() for row, m in zip(ids, mask)]
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
-            prompts = [ids[m.bool()].tolist() for ids, m in zip(out["prompt_ids"], out["prompt_mask"])]
-            completions = [ids[m.bool()].tolist() for ids, m in zip(out["completion_ids"], out["completion_mask"])]
-            mask = torch.zeros_like(out["completion_mask"])
-            decided = torch.from_numpy(self.decisions(prompts, completions))
-            mask[:, :decided.shape[1]] = decided.to(mask)
-            if "tool_mask" in out:
-                mask = mask * out["tool_mask"]
-            out["tool_mask"] = mask
-            out["num_items_in_batch"] = self.accelerator.gather((out["completion_mask"] * mask).sum()).sum()
+            if self.decisions_only:
+                steps = self.steps_of(self._split(out["prompt_ids"], out["prompt_mask"]),
+                                      self._split(out["completion_ids"], out["completion_mask"]))
+                decided = torch.from_numpy(decision_mask(steps))
+                mask = torch.zeros_like(out["completion_mask"])
+                mask[:, :decided.shape[1]] = decided.to(mask)
+                if "tool_mask" in out:
+                    mask = mask * out["tool_mask"]
+                out["tool_mask"] = mask
+                out["num_items_in_batch"] = self.accelerator.gather((out["completion_mask"] * mask).sum()).sum()
             return out
 
-    return DecisionsGRPOTrainer
+        def _allowed(self, allowed: frozenset | None, vocab_size: int) -> torch.Tensor:
+            if allowed not in self._masks:
+                mask = torch.zeros(vocab_size, dtype=torch.bool)
+                if allowed is None:
+                    mask[:] = True  # past the end: padding, masked out of the loss anyway
+                else:
+                    mask[token_ids(self.processing_class, allowed)] = True
+                self._masks[allowed] = mask
+            return self._masks[allowed]
+
+        def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
+                                               batch_size=None, compute_entropy=False, compute_aux_loss=False, **kw):
+            if not self.constrained:
+                return super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                    compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **kw)
+            prompt, completion = input_ids[:, :-logits_to_keep], input_ids[:, -logits_to_keep:]
+            steps = self.steps_of(self._split(prompt, attention_mask[:, :-logits_to_keep]),
+                                  self._split(completion, attention_mask[:, -logits_to_keep:]))
+            batch_size = batch_size or input_ids.size(0)
+            all_logps, all_entropies = [], []
+            for start in range(0, input_ids.size(0), batch_size):
+                end = min(start + batch_size, input_ids.size(0))
+                with self.accelerator.autocast():
+                    logits = model(input_ids=input_ids[start:end], attention_mask=attention_mask[start:end]).logits
+                logits = logits[:, -logits_to_keep - 1:-1].float() / self.temperature
+                vocab = logits.shape[-1]
+                allowed = torch.stack([torch.stack([self._allowed(a, vocab) for a in
+                                                    (steps[row] + [None] * logits_to_keep)[:logits_to_keep]])
+                                       for row in range(start, end)]).to(logits.device)
+                logps = logits.masked_fill(~allowed, float("-inf")).log_softmax(-1)
+                all_logps.append(logps.gather(-1, completion[start:end, :, None]).squeeze(-1))
+                if compute_entropy:
+                    probs = logps.exp()
+                    all_entropies.append(-torch.where(allowed, probs * logps, 0.0).sum(-1))
+            logps = torch.cat(all_logps)
+            return logps, torch.cat(all_entropies) if compute_entropy else None, None
+
+    return ConstrainedGRPOTrainer
+
+
+def token_ids(tok, tokens) -> list[int]:
+    """The language's tokens' ids; <eos> is whatever the tokenizer ends sequences with."""
+    return [tok.eos_token_id if t == "<eos>" else tok.convert_tokens_to_ids(t) for t in tokens]
 
 
 def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
@@ -262,11 +329,12 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     drawn = cfg.draw == "renderer"
     if drawn and not lang.symbolic:
         raise ConfigError(f"draw: renderer needs a symbolic checkpoint (it draws the states); {cfg.checkpoint} is visual-only")
-    if cfg.loss_on == "decisions":
-        def decisions(prompts, completions):
-            return decision_mask(lang, tok, prompts, completions, num_frames, meta["max_objects"], drawn)
+    if cfg.loss_on == "decisions" or cfg.logprobs == "constrained":
+        def steps_of(prompts, completions):
+            return grammar_steps(lang, tok, prompts, completions, num_frames, meta["max_objects"], drawn)
 
-        trainer = decisions_only_trainer()(**common, decisions=decisions)
+        trainer = constrained_trainer()(**common, steps_of=steps_of, constrained=cfg.logprobs == "constrained",
+                                        decisions_only=cfg.loss_on == "decisions")
     else:
         trainer = GRPOTrainer(**common)
     constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames",
