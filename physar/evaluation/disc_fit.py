@@ -11,9 +11,12 @@ the ball's colour, truncated to uint8), so every pixel says something precise ab
 
 With the disc written as a = 2 cx, b = 2 cy, e = R^2 - cx^2 - cy^2, R^2 - d^2 = a X + b Y + e - (X^2 + Y^2)
 is linear in (a, b, e) for a pixel at (X, Y). `fit_disc` starts from the threshold centroid and
-moves it the least distance that satisfies every pixel (a projection onto a convex set holding
-the truth, so it is never further from the truth than where it started), found by least squares
-over the rim pixels and the pixels that disagree, repeated until none disagrees.
+moves it the least distance in (a, b, e) that satisfies every pixel, found by least squares over
+the rim pixels and the pixels that disagree, repeated until none disagrees (with R^2 in the rim's
+targets taken from the last iterate, the set is nearly convex and holds the truth: the projection
+is then no further from it than the centroid was). Where the rim holds three pixels or more the
+disc is pinned to a thousandth of a pixel; where it holds one or none (balls of 3-5 px radius at
+64 px) only the inequalities bound it, to about 0.05-0.1 px (tests/test_disc_fit.py).
 
 Used by `physar.lm.frame_reading.read_state` for the <state> block read from conditioning frames;
 the evaluation metric itself stays PhyWorld's threshold parser.
