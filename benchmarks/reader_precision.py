@@ -20,7 +20,7 @@ import numpy as np
 from physar.data.generate import simulate_clip
 from physar.data.recipe import load_recipe, plan_clips
 from physar.evaluation import disc_fit, parse
-from physar.lm import frame_reading
+from physar.lm.frame_reading import read_state
 from physar.lm.assess import EVALUATION_SEED
 from simulators.render import render
 
@@ -36,8 +36,7 @@ def read_errors(recipe_path: str, count: int, resolution: int) -> dict:
         traj, bucket = simulate_clip(recipe, plan, "eval", EVALUATION_SEED)
         frames = render(traj, resolution)[:cond]
         for name, reader in READERS.items():
-            frame_reading.fit_frames = reader  # the reader read_state calls
-            state = frame_reading.read_state(frames, recipe.scene)
+            state = read_state(frames, recipe.scene, reader)
             if state is None:
                 continue
             for key in (bucket, "all"):
@@ -45,7 +44,6 @@ def read_errors(recipe_path: str, count: int, resolution: int) -> dict:
                     np.abs(np.asarray(state["positions"][-1]) - traj.positions[cond - 1]).max(),
                     np.abs(np.asarray(state["velocities"][-1]) - traj.velocities[cond - 1]).max(),
                     np.abs(np.asarray(state["radii"]) - traj.radii).max()))
-    frame_reading.fit_frames = disc_fit.fit_frames
     return out
 
 

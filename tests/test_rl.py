@@ -123,6 +123,7 @@ def test_decision_mask_counts_only_what_the_policy_chose():
 
     from physar.data.generate import clip_record
     from physar.language import PhysicsLanguage, token_roles
+    from physar.lm.generate import GrammarConstraint
     from physar.rl.grpo import decision_mask, grammar_steps
 
     lang = PhysicsLanguage(64, 4, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True,
@@ -135,8 +136,9 @@ def test_decision_mask_counts_only_what_the_policy_chose():
     cut = tokens.index("</state>") + 1
     prompt = tok(lang.text(lang.prompt(ids, 3, "collision") + tokens[:cut]))["input_ids"]
     completion = tok(lang.text(tokens[cut:]))["input_ids"][1:] + [tok.eos_token_id]
-    drawn = decision_mask(grammar_steps(lang, tok, [prompt], [completion], 29, 2, drawn=True))[0]
-    written = decision_mask(grammar_steps(lang, tok, [prompt], [completion], 29, 2, drawn=False))[0]
+    grammar = GrammarConstraint(lang, tok, 29, 2)
+    drawn = decision_mask([grammar_steps(grammar, tuple(prompt), tuple(completion), drawn=True)])[0]
+    written = decision_mask([grammar_steps(grammar, tuple(prompt), tuple(completion), drawn=False)])[0]
     roles = token_roles(tokens[cut:], lang) + ["structure"]
     changes = np.array([r.startswith(("position ax", "position ay")) for r in roles])
     np.testing.assert_array_equal(drawn, changes)  # gaps, positions, structure and <eos>: 0
@@ -172,7 +174,8 @@ def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tok
 
     import torch
 
-    from physar.rl.grpo import constrained_trainer, grammar_steps, token_ids
+    from physar.lm.generate import GrammarConstraint
+    from physar.rl.grpo import constrained_trainer, grammar_steps
 
     run, tok, lang, meta, ddt = _setup(sft_run)
     model, *_ = load_checkpoint(run)
@@ -182,20 +185,21 @@ def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tok
     completion = tok(lang.text(lang.completion(record, ids)))["input_ids"][1:] + [tok.eos_token_id]
     input_ids = torch.tensor([prompt + completion])
     trainer = object.__new__(constrained_trainer())  # only what the method reads
-    steps_of = lambda p, c: grammar_steps(lang, tok, p, c, 29, meta["max_objects"], drawn=False)  # noqa: E731
-    trainer.__dict__.update(steps_of=steps_of, constrained=True, _masks={}, processing_class=tok, temperature=1.0,
+    grammar = GrammarConstraint(lang, tok, 29, meta["max_objects"])
+    trainer.__dict__.update(grammar=grammar, constrained=True, temperature=1.0,
+                            steps_of_row=lambda p, c: grammar_steps(grammar, p, c, drawn=False),
                             accelerator=SimpleNamespace(autocast=contextlib.nullcontext))
     with torch.no_grad():
         logps, entropy, _ = trainer._get_per_token_logps_and_entropies(
             model, input_ids, torch.ones_like(input_ids), len(completion), compute_entropy=True)
         raw = model(input_ids=input_ids).logits[0, -len(completion) - 1:-1].log_softmax(-1)
-    steps = steps_of([prompt], [completion])[0]
+    steps = grammar_steps(grammar, tuple(prompt), tuple(completion), drawn=False)
     forced = [j for j, a in enumerate(steps) if len(a) == 1]
     free = [j for j, a in enumerate(steps) if len(a) > 1]
     assert len(forced) > 50 and len(free) > 50  # structure and field names; the digits and visual tokens
     assert torch.all(logps[0, forced].abs() < 1e-6) and torch.all(entropy[0, forced].abs() < 1e-5)
     j = free[0]
-    allowed = token_ids(tok, steps[j])
+    allowed = [grammar.id_of[t] for t in steps[j]]
     expected = raw[j, completion[j]] - raw[j, allowed].logsumexp(-1)
     assert logps[0, j] == pytest.approx(float(expected), abs=1e-5)
     assert torch.all(logps[0] >= raw[range(len(completion)), completion] - 1e-5)  # never below the raw ones

@@ -24,17 +24,18 @@ from physar.rl.rewards import reference_from_conditioning
 from simulators.world import FRAME_DT, GRAVITY_PARABOLA, PALETTE
 
 
-def read_state(frames: np.ndarray, scene: str) -> dict | None:
+def read_state(frames: np.ndarray, scene: str, reader=fit_frames) -> dict | None:
     """What `PhysicsLanguage.state_block(state, len(frames) - 1)` needs, from the conditioning
     frames [C, H, W, 3] (uint8, C >= 2): the colours of the palette seen in every frame (in palette
     order, as the datasets list their balls), each ball's mean parsed radius, its positions and its
     velocity at the last frame. None when no ball is seen or one reaches the border (partly out of
-    view, its centre cannot be read): the LM then reads the scene itself."""
+    view, its centre cannot be read): the LM then reads the scene itself. `reader`: frames, colours ->
+    ParsedFrames (the disc fit; `parse_frames`, the threshold centroid, to compare)."""
     frames = np.asarray(frames)
     colors = [c for c in PALETTE if color_mask(frames, c).any(axis=(1, 2)).all()]
     if not colors or touches_border(frames, colors):
         return None
-    parsed = fit_frames(frames, colors)
+    parsed = reader(frames, colors)
     velocities = np.zeros_like(parsed.positions)
     # uniform and collision have none; a box clip's gravity is a parameter its frames do not name: taken as none
     gravity = GRAVITY_PARABOLA if scene == "parabola" else 0.0

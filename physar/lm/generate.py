@@ -44,7 +44,8 @@ class GrammarConstraint(LogitsProcessor):
         self.eos = lang.expect["one"]["<eos>"]
         self._masks: dict[frozenset, torch.Tensor] = {}
 
-    def _mask(self, allowed: frozenset, vocab_size: int) -> torch.Tensor:
+    def mask(self, allowed: frozenset, vocab_size: int) -> torch.Tensor:
+        """[vocab_size] True for the allowed tokens (cached per set)."""
         # frozensets cache their hash, and most are built once (PhysicsLanguage.expect): cheap keys
         if allowed not in self._masks:
             mask = torch.zeros(vocab_size, dtype=torch.bool)
@@ -65,7 +66,7 @@ class GrammarConstraint(LogitsProcessor):
             for row, parser in zip(input_ids[:, -1].tolist(), self.parsers):
                 if not parser.done:
                     parser.feed(self.token_of[row])
-        masks = torch.stack([self._mask(self.eos if p.done else p.allowed(), scores.shape[1]) for p in self.parsers])
+        masks = torch.stack([self.mask(self.eos if p.done else p.allowed(), scores.shape[1]) for p in self.parsers])
         return scores.masked_fill(~masks.to(scores.device), float("-inf"))
 
 

@@ -10,6 +10,7 @@ rewards.png (one curve per reward component) and the final checkpoint/.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -150,31 +151,27 @@ class RolloutJudge:
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
 
 
-def grammar_steps(lang, tok, prompt_ids: list[list[int]], completion_ids: list[list[int]], num_frames: int,
-                  max_objects: int, drawn: bool) -> list[list[frozenset | None]]:
-    """Per row and completion token, the set of tokens the sampler could have chosen there: what the
-    grammar allowed, or (`drawn`) only the token itself for a visual token the renderer drew; None
-    once the sequence is over (or where a broken rollout stops being readable)."""
-    token_of = {i: t for t, i in ((t, tok.convert_tokens_to_ids(t)) for t in lang.vocab)}
-    token_of[tok.eos_token_id] = "<eos>"
+def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...], drawn: bool) -> list[frozenset | None]:
+    """Per completion token of one rollout, the set of tokens the sampler could have chosen there:
+    what the grammar (a `GrammarConstraint`, for its language and vocabulary) allowed, or (`drawn`)
+    only the token itself for a visual token the renderer drew; None once the sequence is over (or
+    where a broken rollout stops being readable)."""
+    lang = grammar.lang
     visual = lang.expect["visual"]
-    out = []
-    for prompt, completion in zip(prompt_ids, completion_ids):
-        parser, steps = SequenceParser(lang, num_frames, max_objects), []
-        try:
-            for token in given_state_block(tok.convert_ids_to_tokens(prompt)):
-                parser.feed(token)
-            for token_id in completion:
-                if parser.done:
-                    break
-                token = token_of.get(token_id, "<unk>")
-                allowed = parser.allowed()
-                steps.append(frozenset({token}) if drawn and allowed is visual else allowed)
-                parser.feed(token)
-        except LanguageError:
-            pass  # a truncated or broken rollout: read up to where it breaks
-        out.append(steps + [None] * (len(completion) - len(steps)))
-    return out
+    parser, steps = SequenceParser(lang, grammar.num_frames, grammar.max_objects), []
+    try:
+        for token in given_state_block(grammar.tok.convert_ids_to_tokens(list(prompt))):
+            parser.feed(token)
+        for token_id in completion:
+            if parser.done:
+                break
+            token = grammar.token_of.get(token_id, "<unk>")
+            allowed = parser.allowed()
+            steps.append(frozenset({token}) if drawn and allowed is visual else allowed)
+            parser.feed(token)
+    except LanguageError:
+        pass  # a truncated or broken rollout: read up to where it breaks
+    return steps + [None] * (len(completion) - len(steps))
 
 
 def decision_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
@@ -195,8 +192,8 @@ def constrained_trainer():
       KL reference, are those of the distribution the sampler drew from, the model's softmax over
       the tokens the grammar allowed there. trl's own are over the whole vocabulary: there a negative
       advantage is most cheaply met by moving mass onto tokens the grammar never lets through, which
-      changes nothing the policy does, and the KL, measured on that mass, reached 9-113 nats within
-      25 steps (configs/rl/cpu_v2_contact.yaml and cpu_v2_contact_decisions.yaml, 2026-11-30).
+      changes nothing the policy does, and the KL, measured on that mass, reached 27-193 nats within
+      30-40 steps (configs/rl/cpu_v2_contact.yaml and cpu_v2_contact_decisions.yaml, 2026-11-30).
     - `decisions_only` (`loss_on: decisions`): the loss and KL count only the tokens the policy chose
       (`decision_mask`), through trl's per-token mask for tokens the policy did not write (`tool_mask`).
     """
@@ -204,20 +201,21 @@ def constrained_trainer():
     from trl import GRPOTrainer
 
     class ConstrainedGRPOTrainer(GRPOTrainer):
-        def __init__(self, *args, steps_of, constrained: bool, decisions_only: bool, **kwargs):
+        def __init__(self, *args, grammar, drawn: bool, constrained: bool, decisions_only: bool, **kwargs):
             super().__init__(*args, **kwargs)
-            self.steps_of, self.constrained, self.decisions_only = steps_of, constrained, decisions_only
-            self._masks: dict[frozenset, torch.Tensor] = {}
+            self.grammar, self.constrained, self.decisions_only = grammar, constrained, decisions_only
+            # each rollout's grammar is replayed once, then shared by the decision mask and the policy's,
+            # the reference's (and the old policy's) log-probabilities
+            self.steps_of_row = functools.lru_cache(maxsize=1024)(lambda p, c: grammar_steps(grammar, p, c, drawn))
 
-        @staticmethod
-        def _split(ids, mask):
-            return [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+        def steps_of(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
+            return [self.steps_of_row(tuple(p[pm.bool()].tolist()), tuple(c[cm.bool()].tolist()))
+                    for p, pm, c, cm in zip(prompt_ids, prompt_mask, completion_ids, completion_mask)]
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
             if self.decisions_only:
-                steps = self.steps_of(self._split(out["prompt_ids"], out["prompt_mask"]),
-                                      self._split(out["completion_ids"], out["completion_mask"]))
+                steps = self.steps_of(out["prompt_ids"], out["prompt_mask"], out["completion_ids"], out["completion_mask"])
                 decided = torch.from_numpy(decision_mask(steps))
                 mask = torch.zeros_like(out["completion_mask"])
                 mask[:, :decided.shape[1]] = decided.to(mask)
@@ -227,25 +225,21 @@ def constrained_trainer():
                 out["num_items_in_batch"] = self.accelerator.gather((out["completion_mask"] * mask).sum()).sum()
             return out
 
-        def _allowed(self, allowed: frozenset | None, vocab_size: int) -> torch.Tensor:
-            if allowed not in self._masks:
-                mask = torch.zeros(vocab_size, dtype=torch.bool)
-                if allowed is None:
-                    mask[:] = True  # past the end: padding, masked out of the loss anyway
-                else:
-                    mask[token_ids(self.processing_class, allowed)] = True
-                self._masks[allowed] = mask
-            return self._masks[allowed]
-
         def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep,
                                                batch_size=None, compute_entropy=False, compute_aux_loss=False, **kw):
             if not self.constrained:
                 return super()._get_per_token_logps_and_entropies(
                     model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                     compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **kw)
-            prompt, completion = input_ids[:, :-logits_to_keep], input_ids[:, -logits_to_keep:]
-            steps = self.steps_of(self._split(prompt, attention_mask[:, :-logits_to_keep]),
-                                  self._split(completion, attention_mask[:, -logits_to_keep:]))
+            completion = input_ids[:, -logits_to_keep:]
+            steps = self.steps_of(input_ids[:, :-logits_to_keep], attention_mask[:, :-logits_to_keep],
+                                  completion, attention_mask[:, -logits_to_keep:])
+            # one mask per distinct allowed set, and each position's index into them (None, past the
+            # end: everything, as padding is masked out of the loss anyway)
+            sets = list(dict.fromkeys([None] + [a for row in steps for a in row]))
+            index = {a: i for i, a in enumerate(sets)}
+            where = torch.tensor([[index[a] for a in (row + [None] * logits_to_keep)[:logits_to_keep]]
+                                  for row in steps], device=input_ids.device)
             batch_size = batch_size or input_ids.size(0)
             all_logps, all_entropies = [], []
             for start in range(0, input_ids.size(0), batch_size):
@@ -254,9 +248,9 @@ def constrained_trainer():
                     logits = model(input_ids=input_ids[start:end], attention_mask=attention_mask[start:end]).logits
                 logits = logits[:, -logits_to_keep - 1:-1].float() / self.temperature
                 vocab = logits.shape[-1]
-                allowed = torch.stack([torch.stack([self._allowed(a, vocab) for a in
-                                                    (steps[row] + [None] * logits_to_keep)[:logits_to_keep]])
-                                       for row in range(start, end)]).to(logits.device)
+                table = torch.stack([torch.ones(vocab, dtype=torch.bool) if a is None else self.grammar.mask(a, vocab)
+                                     for a in sets]).to(logits.device)
+                allowed = table[where[start:end]]
                 logps = logits.masked_fill(~allowed, float("-inf")).log_softmax(-1)
                 all_logps.append(logps.gather(-1, completion[start:end, :, None]).squeeze(-1))
                 if compute_entropy:
@@ -266,11 +260,6 @@ def constrained_trainer():
             return logps, torch.cat(all_entropies) if compute_entropy else None, None
 
     return ConstrainedGRPOTrainer
-
-
-def token_ids(tok, tokens) -> list[int]:
-    """The language's tokens' ids; <eos> is whatever the tokenizer ends sequences with."""
-    return [tok.eos_token_id if t == "<eos>" else tok.convert_tokens_to_ids(t) for t in tokens]
 
 
 def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
@@ -293,7 +282,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from physar.lm.generate import constrain
+    from physar.lm.generate import GrammarConstraint, constrain
     from physar.lm.model import load_checkpoint, resolve_checkpoint, save_checkpoint
     from physar.lm.runs import check_run, json_log_callback, start_run
     from physar.tokenizer.codec import load_tokenizer
@@ -330,10 +319,8 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     if drawn and not lang.symbolic:
         raise ConfigError(f"draw: renderer needs a symbolic checkpoint (it draws the states); {cfg.checkpoint} is visual-only")
     if cfg.loss_on == "decisions" or cfg.logprobs == "constrained":
-        def steps_of(prompts, completions):
-            return grammar_steps(lang, tok, prompts, completions, num_frames, meta["max_objects"], drawn)
-
-        trainer = constrained_trainer()(**common, steps_of=steps_of, constrained=cfg.logprobs == "constrained",
+        trainer = constrained_trainer()(**common, grammar=GrammarConstraint(lang, tok, num_frames, meta["max_objects"]),
+                                        drawn=drawn, constrained=cfg.logprobs == "constrained",
                                         decisions_only=cfg.loss_on == "decisions")
     else:
         trainer = GRPOTrainer(**common)

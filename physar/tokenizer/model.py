@@ -43,7 +43,7 @@ def coordinate_channels(batch: int, size: int, device=None, periods=()) -> torch
     of the position, which a network reading linear coordinates makes badly (the v2 codes hold the
     ball to 0.41 px, checkpoints/ddt_cpu_v2/README.md). Summed over a ball's pixels, sin and cos at
     period P give the phase of its centre modulo P, a smooth function of these channels; a few
-    periods (32, 8, 2 px) are the digits, and the decoders read the same channels to draw there."""
+    periods (16, 6, 3 px) are the digits, and the decoders read the same channels to draw there."""
     axis = torch.linspace(-1.0, 1.0, size, device=device)
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
     channels = [xs, ys]
