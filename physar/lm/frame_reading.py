@@ -7,38 +7,42 @@ the model's own (as `benchmarks/lm_given_state.py` forces the simulator's), so t
 the roll-out and the frames. Label-free: it uses nothing but the conditioning frames, as the
 label-free rewards do (`physar.rl.rewards.reference_from_conditioning`), and the scene's known gravity.
 
-Each ball is read by fitting the renderer's disc to its pixels (`physar.evaluation.disc_fit`).
-On 40 evaluation clips per scene at 64 px (median; tests/test_frame_reading.py): uniform
-position 0.00002 units and velocity 0.0002 units/s, parabola 0.00002 and 0.013, collision (smaller
-balls, fewer rim pixels) 0.004 and 0.035. The evaluator's threshold centroid, used here before
-2026-11-30, read them to 0.01 and 0.06-0.09 (docs/results_v6.md: what that changed).
+Each ball is read by fitting the renderer's disc to its pixels in all conditioning frames at once,
+one radius on one free-flight path (`physar.evaluation.disc_fit.fit_tracks`). On 62 evaluation
+clips per scene at 64 px (`python benchmarks/reader_precision.py --count 60`; median / 95th
+percentile of the velocity error, units/s): uniform 0.0001 / 0.035, parabola 0.0125 / 0.033 (the
+0.0125 is pymunk's recorded velocity against the mean step), collision 0.0003 / 0.132 (its 2-3 px
+r_out balls). Fitted frame by frame (until 2026-11-30, session 11): 0.0002 / 0.096, 0.0126 / 0.082,
+0.034 / 0.140; the evaluator's threshold centroid (before that): 0.046, 0.075, 0.084 medians
+(docs/results_v6.md: what that changed).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from physar.evaluation.disc_fit import fit_frames
+from physar.evaluation.disc_fit import fit_tracks
 from physar.evaluation.parse import color_mask, touches_border
 from physar.rl.rewards import reference_from_conditioning
 from simulators.world import FRAME_DT, GRAVITY_PARABOLA, PALETTE
 
 
-def read_state(frames: np.ndarray, scene: str, reader=fit_frames) -> dict | None:
+def read_state(frames: np.ndarray, scene: str, reader=fit_tracks) -> dict | None:
     """What `PhysicsLanguage.state_block(state, len(frames) - 1)` needs, from the conditioning
     frames [C, H, W, 3] (uint8, C >= 2): the colours of the palette seen in every frame (in palette
     order, as the datasets list their balls), each ball's mean parsed radius, its positions and its
     velocity at the last frame. None when no ball is seen or one reaches the border (partly out of
-    view, its centre cannot be read): the LM then reads the scene itself. `reader`: frames, colours ->
-    ParsedFrames (the disc fit; `parse_frames`, the threshold centroid, to compare)."""
+    view, its centre cannot be read): the LM then reads the scene itself. `reader`: frames, colours,
+    gravity -> ParsedFrames (`fit_tracks`: each ball's frames fitted together; `benchmarks/reader_precision.py`
+    compares the others)."""
     frames = np.asarray(frames)
     colors = [c for c in PALETTE if color_mask(frames, c).any(axis=(1, 2)).all()]
     if not colors or touches_border(frames, colors):
         return None
-    parsed = reader(frames, colors)
-    velocities = np.zeros_like(parsed.positions)
     # uniform and collision have none; a box clip's gravity is a parameter its frames do not name: taken as none
     gravity = GRAVITY_PARABOLA if scene == "parabola" else 0.0
+    parsed = reader(frames, colors, gravity)
+    velocities = np.zeros_like(parsed.positions)
     velocities[-1] = reference_from_conditioning(parsed.positions, FRAME_DT, gravity)
     # the step into the last frame, for frame_acceleration's block: the mean step, moved on to the
     # last one by the second difference g dt^2 that every step adds
