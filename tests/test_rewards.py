@@ -60,7 +60,18 @@ def test_collision_truth_scores_best_and_wrong_masses_score_lower(i):
     t = np.arange(len(pos))[:, None] * DT
     ghost = pos.copy()
     ghost[..., 0] = pos[0, :, 0] + v0x[None] * t
-    assert collision_rewards(ghost, traj.radii, v0x, DT)["velocity"] < truth["velocity"]
+    ghosted = collision_rewards(ghost, traj.radii, v0x, DT)
+    assert ghosted["velocity"] < truth["velocity"]
+    # and they overlap on the way: passing through must score below any collision on time, even one
+    # whose jump is badly off (as sft_cpu_v4 writes them), or GRPO learns to drop the collision
+    assert truth["contact"] > 0.95 and ghosted["contact"] < 0.2
+    hit = COND - 1 + int(np.argmax(np.abs(np.diff(traj.velocities[COND - 1:, 0, 0])) > 0.5))  # first frame after it
+    weak = pos.copy()
+    k = hit - (COND - 1)
+    weak[k:, :, 0] = pos[k - 1, :, 0] + 0.5 * (traj.velocities[hit:, :, 0] + v0x) * t[1:len(pos) - k + 1]  # half the jump
+    weak_score = collision_rewards(weak, traj.radii, v0x, DT)
+    assert weak_score["contact"] > 0.9
+    assert ghosted["collision"] < weak_score["collision"] < truth["collision"]
 
 
 @pytest.mark.parametrize("i", range(5))

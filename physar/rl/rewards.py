@@ -92,10 +92,15 @@ def collision_rewards(positions: np.ndarray, radii: np.ndarray, v0x: np.ndarray,
     - velocity: fitted velocities against v0 before and the elastic velocities after, and the
       paths straight within each part;
     - momentum / energy: sum m v and sum m v^2 / 2 after the collision against the initial ones,
-      relative to sum m |v0| and the initial energy.
-    Returns the three and their mean as "collision".
+      relative to sum m |v0| and the initial energy;
+    - contact: the balls may not pass through each other (their deepest overlap, against PATH_SCALE).
+      Balls that never meet keep their momentum and energy exactly: without this, a GRPO run from
+      `sft_cpu_v4` (label-free, 40 steps, 2026-11-30) learned to drop every collision, its balls
+      passing through, as what scored better than a jump of the wrong size.
+    Returns the four and, as "collision", the mean of the first three times contact.
     """
-    x = np.asarray(positions, dtype=float)[..., 0]  # [F, 2]
+    xy = np.asarray(positions, dtype=float)  # [F, 2 balls, 2]
+    x = xy[..., 0]  # [F, 2]
     radii, v0x = np.asarray(radii, dtype=float), np.asarray(v0x, dtype=float)
     m = radii**2
     t = np.arange(len(x)) * dt
@@ -116,7 +121,10 @@ def collision_rewards(positions: np.ndarray, radii: np.ndarray, v0x: np.ndarray,
     energy_error = abs(float(m @ v_after**2 / 2) - e0) / (e0 + 1e-9)
     out = {"velocity": _score(float(np.mean(errors)), scale) * _score(float(np.mean(residuals)), path_scale),
            "momentum": _score(momentum_error, 0.1), "energy": _score(energy_error, 0.1)}
-    out["collision"] = float(np.mean(list(out.values())))
+    overlap = max(0.0, float(np.max(radii.sum() - np.linalg.norm(xy[:, 1] - xy[:, 0], axis=-1))))
+    contact = _score(overlap, path_scale)
+    out["collision"] = float(np.mean(list(out.values()))) * contact
+    out["contact"] = contact
     return out
 
 
