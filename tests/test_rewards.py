@@ -72,6 +72,10 @@ def test_collision_truth_scores_best_and_wrong_masses_score_lower(i):
     weak_score = collision_rewards(weak, traj.radii, v0x, DT)
     assert weak_score["contact"] > 0.9
     assert ghosted["collision"] < weak_score["collision"] < truth["collision"]
+    # nor may a ball leave upwards before the balls meet: x alone keeps its momentum and energy then
+    flown = pos.copy()
+    flown[1:, 1, 1] += 20.0 * np.arange(1, len(pos))  # the blue ball, 20 units a frame up (GRPO's find)
+    assert collision_rewards(flown, traj.radii, traj.velocities[COND - 1], DT)["collision"] < weak_score["collision"] / 3
 
 
 @pytest.mark.parametrize("i", range(5))

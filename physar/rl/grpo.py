@@ -144,7 +144,7 @@ class RolloutJudge:
             elif row["scene"] == "parabola":
                 physics = rewards.gravity_reward(full, v0, FRAME_DT)
             else:
-                physics = rewards.collision_rewards(full, np.asarray(row["radii"]), v0[:, 0], FRAME_DT)["collision"]
+                physics = rewards.collision_rewards(full, np.asarray(row["radii"]), v0, FRAME_DT)["collision"]
             physics *= found * named
         agreement = rewards.agreement_reward(parsed.positions, symbolic, parsed.found, self.ddt.config.resolution) \
             if symbolic is not None and parsed is not None else 0.0

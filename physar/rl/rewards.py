@@ -83,48 +83,60 @@ def elastic_velocities(v1: float, v2: float, m1: float, m2: float) -> tuple[floa
     return ((m1 - m2) * v1 + 2 * m2 * v2) / total, ((m2 - m1) * v2 + 2 * m1 * v1) / total
 
 
-def collision_rewards(positions: np.ndarray, radii: np.ndarray, v0x: np.ndarray, dt: float,
+def collision_rewards(positions: np.ndarray, radii: np.ndarray, v0: np.ndarray, dt: float,
                       scale: float = SPEED_SCALE, path_scale: float = PATH_SCALE) -> dict:
-    """Head-on collision of two balls (x only), masses r^2 (density 1, as PhyWorld's code).
+    """Head-on collision of two balls along x, masses r^2 (density 1, as PhyWorld's code).
 
-    The balls must touch when the law says (from the start positions and v0), so the frames
-    split into before and after; a line is fitted to each ball's x in each part.
-    - velocity: fitted velocities against v0 before and the elastic velocities after, and the
-      paths straight within each part;
-    - momentum / energy: sum m v and sum m v^2 / 2 after the collision against the initial ones,
+    positions [F, 2, 2]; v0 [2, 2] (or [2]: x only, no vertical motion). The balls must touch when
+    the law says (from the start positions and v0), so the frames split into before and after; a
+    line is fitted to each ball's x and y in each part.
+    - velocity: fitted velocities (vectors) against v0 before and the elastic velocities after (x
+      changes, y keeps v0's), and the paths straight within each part;
+    - momentum / energy: sum m v and sum m |v|^2 / 2 after the collision against the initial ones,
       relative to sum m |v0| and the initial energy;
+      both count only as far as the balls bounce (their closing speed along x turns round): balls
+      that never meet conserve both exactly;
     - contact: the balls may not pass through each other (their deepest overlap, against PATH_SCALE).
-      Balls that never meet keep their momentum and energy exactly: without this, a GRPO run from
-      `sft_cpu_v4` (label-free, 40 steps, 2026-11-30) learned to drop every collision, its balls
-      passing through, as what scored better than a jump of the wrong size.
-    Returns the four and, as "collision", the mean of the first three times contact.
+    y, bounce and contact are there because GRPO found the ways around them: label-free runs from
+    `sft_cpu_v4` (40 steps, 2026-11-30) learned to send the blue ball up and out of view at 200
+    units/s before the balls met, which kept the x momentum and energy exactly and, with the
+    collision judged on x by the mean of the three terms, scored better than a jump of the wrong size.
+    Returns velocity, momentum, energy, contact, bounce and, as "collision", the mean of the first
+    three times contact.
     """
     xy = np.asarray(positions, dtype=float)  # [F, 2 balls, 2]
     x = xy[..., 0]  # [F, 2]
-    radii, v0x = np.asarray(radii, dtype=float), np.asarray(v0x, dtype=float)
+    radii, v0 = np.asarray(radii, dtype=float), np.asarray(v0, dtype=float)
+    if v0.ndim == 1:
+        v0 = np.stack([v0, np.zeros_like(v0)], axis=-1)
     m = radii**2
     t = np.arange(len(x)) * dt
-    closing = v0x[0] - v0x[1]
+    closing = v0[0, 0] - v0[1, 0]
     gap = x[0, 1] - x[0, 0] - radii.sum()
     t_hit = gap / closing if closing > 0 else np.inf
-    after = np.array(elastic_velocities(*v0x, *m))
+    after = v0.copy()
+    after[:, 0] = elastic_velocities(v0[0, 0], v0[1, 0], *m)
     errors, residuals, v_after = [], [], after
-    for part, expected in ((t <= t_hit, v0x), (t >= t_hit, after)):
+    for part, expected in ((t <= t_hit, v0), (t >= t_hit, after)):
         if part.sum() >= 2:
-            v, rms = _line_fit(t[part], x[part])
-            errors.append(np.abs(v - expected).mean())
+            v, rms = _line_fit(t[part], xy[part].reshape(part.sum(), -1))
+            v = v.reshape(2, 2)
+            errors.append(np.linalg.norm(v - expected, axis=-1).mean())
             residuals.append(rms)
             if expected is after:
                 v_after = v
-    p0, e0 = float(m @ v0x), float(m @ v0x**2 / 2)
-    momentum_error = abs(float(m @ v_after) - p0) / (float(m @ np.abs(v0x)) + 1e-9)
-    energy_error = abs(float(m @ v_after**2 / 2) - e0) / (e0 + 1e-9)
+    p0, e0 = m @ v0, float(m @ (v0**2).sum(-1) / 2)
+    momentum_error = float(np.linalg.norm(m @ v_after - p0)) / (float(m @ np.linalg.norm(v0, axis=-1)) + 1e-9)
+    energy_error = abs(float(m @ (v_after**2).sum(-1) / 2) - e0) / (e0 + 1e-9)
+    # balls that never meet conserve both exactly: they count only for balls that bounce, whose
+    # closing speed along x turns round (elastic: -1 times what it was; unchanged scores 1/11)
+    bounce = _score(max(0.0, float(v_after[0, 0] - v_after[1, 0]) / closing), 0.1) if np.isfinite(t_hit) else 1.0
     out = {"velocity": _score(float(np.mean(errors)), scale) * _score(float(np.mean(residuals)), path_scale),
-           "momentum": _score(momentum_error, 0.1), "energy": _score(energy_error, 0.1)}
+           "momentum": _score(momentum_error, 0.1) * bounce, "energy": _score(energy_error, 0.1) * bounce}
     overlap = max(0.0, float(np.max(radii.sum() - np.linalg.norm(xy[:, 1] - xy[:, 0], axis=-1))))
     contact = _score(overlap, path_scale)
     out["collision"] = float(np.mean(list(out.values()))) * contact
-    out["contact"] = contact
+    out["contact"], out["bounce"] = contact, bounce
     return out
 
 
