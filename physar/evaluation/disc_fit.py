@@ -28,8 +28,8 @@ component, units/s, median / 95th percentile; per-frame fit -> joint fit): unifo
 (pymunk's recorded velocity is 0.0125 from the mean step), its zero-velocity drops 0.045 -> 0.013.
 Balls of 2-3 px radius (r_out 0.3-0.4) are left a few hundredths of a pixel free even so.
 
-`fit_tracks` (joint) is what `physar.lm.frame_reading.read_state` uses for the <state> block read from conditioning frames;
-the evaluation metric itself stays PhyWorld's threshold parser.
+`fit_tracks` (joint) is what `physar.lm.frame_reading.read_state` uses for the <state> block read
+from the conditioning frames; the evaluation metric itself stays PhyWorld's threshold parser.
 """
 
 from __future__ import annotations
