@@ -559,23 +559,29 @@ def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
 
 
 def test_shipped_contact_lm_makes_the_balls_collide(tmp_path):
-    """sft_cpu_v4 on an ID collision of equal balls: the red ball turns back, in the frame the
-    simulator's contact falls in or the next. (How hard it writes the jump is still far off, here
-    -0.8 units/s for the elastic -2.0, and the blue ball does not turn: its model card.)"""
+    """sft_cpu_v4 on six ID collisions: the balls approach, then a ball turns, in the frame the
+    simulator's contact falls in or the next, in most of them (measured: five of these six, with the
+    joint reader; 48 of 62 evaluation clips, docs/results_v7.md). How hard it writes the jump is
+    still far off, and which ball turns varies: its model card."""
     from conftest import ROOT
 
     shipped = ROOT / "checkpoints" / "sft_cpu_v4"
     if not (shipped / "physar.json").is_file():
         pytest.skip("no shipped LM checkpoint")
-    data = single_clip_dataset(tmp_path / "in", shipped, scene="collision",
-                               params=dict(velocity=2.5, velocity2=2.0, radius=1.0, radius2=1.0))
-    generate_dataset(shipped, data, tmp_path / "out", previews=False, progress=False)
-    truth = load_metadata(data)[0]
-    line = json.loads((tmp_path / "out" / "trajectories.jsonl").read_text())
-    vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
-    assert vx[0, 0] > 0 > vx[0, 1] and vx[-1, 0] < -0.25  # approaching, then the red ball back
-    turn = int(np.flatnonzero(np.abs(np.diff(vx, axis=0)).max(axis=1) > 0.5)[0]) + 1
-    assert turn - (truth["collisions"][0][0] - truth["conditioning_frames"]) in (0, 1)
+    on_time = 0
+    for k, (v1, v2, r1, r2) in enumerate([(2.5, 2.0, 1.0, 1.0), (3.0, 1.5, 1.0, 1.0), (2.0, 2.0, 0.8, 1.2),
+                                          (3.0, 2.5, 1.2, 0.9), (1.5, 3.0, 1.0, 0.8), (2.5, 2.5, 1.0, 1.0)]):
+        data = single_clip_dataset(tmp_path / f"in{k}", shipped, scene="collision",
+                                   params=dict(velocity=v1, velocity2=v2, radius=r1, radius2=r2))
+        generate_dataset(shipped, data, tmp_path / f"out{k}", previews=False, progress=False)
+        truth = load_metadata(data)[0]
+        line = json.loads((tmp_path / f"out{k}" / "trajectories.jsonl").read_text())
+        vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
+        assert vx[0, 0] > 0 > vx[0, 1]  # approaching
+        turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)).max(axis=1) > 0.5) + 1
+        contact = truth["collisions"][0][0] - truth["conditioning_frames"]
+        on_time += len(turns) > 0 and turns[0] - contact in (0, 1)
+    assert on_time >= 4
 
 
 def test_paired_differences_are_per_clip_and_bound_the_mean():
