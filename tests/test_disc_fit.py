@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from physar.evaluation.disc_fit import fit_disc, fit_frames
+from physar.evaluation.disc_fit import fit_disc, fit_frames, fit_track
 from physar.evaluation.parse import parse_frames
 from simulators.render import render_frames
-from simulators.world import world_to_pixel
+from simulators.world import FRAME_DT, length_to_world, world_to_pixel
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -58,9 +58,6 @@ def test_fit_frames_keeps_what_the_parser_did_not_find():
 def _tracks(radii: tuple[float, float], gravity: float, n: int = 30, seed: int = 2):
     """Three frames of a ball in free flight: per-frame fits and the joint fit, as the worst error
     (pixels) of the displacement across them; the joint fit's worst centre error and its radius error."""
-    from physar.evaluation.disc_fit import fit_track
-    from simulators.world import FRAME_DT, length_to_world
-
     rng = np.random.default_rng(seed)
     per_frame, joint, centre, radius_error = [], [], [], []
     t = np.arange(3) * FRAME_DT

@@ -96,7 +96,11 @@ def fit_disc(frame: np.ndarray, color) -> tuple[float, float, float] | None:
     mask = color_mask(frame, color)
     if not mask.any():
         return None
-    px = _Pixels(frame, color, mask)
+    return _fit_pixels(_Pixels(frame, color, mask))
+
+
+def _fit_pixels(px: _Pixels) -> tuple[float, float, float]:
+    """`fit_disc` on a frame's pixels already classified."""
     col0, row0 = px.centroid
     xx, yy = px.X - col0, px.Y - row0  # local coordinates keep the system well conditioned
     design = np.stack([xx, yy, np.ones_like(xx)], axis=-1)
@@ -133,14 +137,16 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple
         return None
     pixels = [_Pixels(frame, color, mask) for frame, mask in zip(frames, masks)]
     t = np.arange(len(frames), dtype=float)
-    fitted = np.array([fit_disc(frame, color) for frame in frames])  # the start: per-frame fits
-    rows = fitted[:, 1] - row_acceleration * t**2 / 2
-    (c_col, v_col), (c_row, v_row) = (np.polyfit(t, y, 1)[::-1] if len(t) > 1 else (y[0], 0.0)
-                                      for y in (fitted[:, 0], rows))
+    fitted = np.array([_fit_pixels(px) for px in pixels])  # the start: per-frame fits
+    if len(t) == 1:
+        return fitted[:, :2], float(fitted[0, 2])
+    # the line through them (rows less the known fall)
+    v_col, c_col = np.polyfit(t, fitted[:, 0], 1)
+    v_row, c_row = np.polyfit(t, fitted[:, 1] - row_acceleration * t**2 / 2, 1)
     theta = np.array([c_col, c_row, v_col, v_row, np.mean(fitted[:, 2] ** 2)])
     origin = theta.copy()
 
-    def residuals(theta):
+    def residuals(theta, jacobian=True):
         """The active pixels' residuals (rim equations, broken inequalities) and their Jacobian."""
         jac, res = [], []
         for k, px in enumerate(pixels):
@@ -149,13 +155,13 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple
             dx, dy = px.X - col, px.Y - row
             inner = theta[4] - dx**2 - dy**2
             active, target, slope = px.targets(inner, theta[4])
-            # d inner / d (c_col, c_row, v_col, v_row, R^2), less d target / d R^2
-            jac.append(np.stack([2 * dx, 2 * dy, 2 * dx * t[k], 2 * dy * t[k], 1 - slope], axis=-1)[active])
             res.append((inner - target)[active])
-        return np.concatenate(res), np.concatenate(jac)
+            if jacobian:  # d inner / d (c_col, c_row, v_col, v_row, R^2), less d target / d R^2
+                jac.append(np.stack([2 * dx, 2 * dy, 2 * dx * t[k], 2 * dy * t[k], 1 - slope], axis=-1)[active])
+        return np.concatenate(res), np.concatenate(jac) if jacobian else None
 
     def cost(theta):
-        res = residuals(theta)[0]
+        res, _ = residuals(theta, jacobian=False)
         return float(res @ res + PRIOR_WEIGHT * (theta - origin) @ (theta - origin))
 
     def descend(theta):
@@ -186,33 +192,34 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple
 
 def fit_frames(frames: np.ndarray, colors) -> ParsedFrames:
     """`parse_frames` with every found ball's centre and radius refined by `fit_disc` (exact mapping)."""
-    frames = np.asarray(frames)
-    parsed = parse_frames(frames, colors)
-    size = frames.shape[2]
-    for t in range(len(frames)):
-        for i, color in enumerate(colors):
-            if not parsed.found[t, i]:
-                continue
-            col, row, radius = fit_disc(frames[t], color)
-            x, y = pixel_to_world(col, row, size)
-            parsed.positions[t, i] = (x, y)
-            parsed.radii[t, i] = length_to_world(radius, size)
-    return parsed
+    return _refine(frames, colors, gravity=None)
 
 
 def fit_tracks(frames: np.ndarray, colors, gravity: float = 0.0) -> ParsedFrames:
     """`fit_frames` with each ball's frames fitted together by `fit_track` (free flight under the known
     `gravity`, world units / s^2, at FRAME_DT a frame), for balls found in every frame; the others
     as `fit_frames` reads them. For conditioning frames, which hold no collision."""
+    return _refine(frames, colors, gravity)
+
+
+def _refine(frames: np.ndarray, colors, gravity: float | None) -> ParsedFrames:
+    """The threshold parser's reading with each ball fitted: over all frames at once under `gravity`
+    where the ball is found in every frame, frame by frame otherwise (or when `gravity` is None)."""
     frames = np.asarray(frames)
-    parsed = fit_frames(frames, colors)
+    parsed = parse_frames(frames, colors)
     size = frames.shape[2]
-    row_acceleration = -gravity * FRAME_DT**2 / length_to_world(1.0, size)  # rows grow downwards
+
+    def store(t, i, col, row, radius):
+        x, y = pixel_to_world(col, row, size)
+        parsed.positions[t, i] = np.stack([x, y], axis=-1)
+        parsed.radii[t, i] = length_to_world(radius, size)
+
     for i, color in enumerate(colors):
-        if not parsed.found[:, i].all():
-            continue
-        centres, radius = fit_track(frames, color, row_acceleration)
-        x, y = pixel_to_world(centres[:, 0], centres[:, 1], size)
-        parsed.positions[:, i] = np.stack([x, y], axis=-1)
-        parsed.radii[:, i] = length_to_world(radius, size)
+        if gravity is not None and parsed.found[:, i].all():
+            row_acceleration = -gravity * FRAME_DT**2 / length_to_world(1.0, size)  # rows grow downwards
+            centres, radius = fit_track(frames, color, row_acceleration)
+            store(slice(None), i, centres[:, 0], centres[:, 1], radius)
+        else:
+            for t in np.flatnonzero(parsed.found[:, i]):
+                store(t, i, *fit_disc(frames[t], color))
     return parsed
