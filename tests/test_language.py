@@ -347,6 +347,17 @@ def test_signed_changes_put_the_decision_first(scene):
     at = completion.index("<p>") + 1 + 10  # the first frame's x position
     with pytest.raises(LanguageError, match=f"token {at} "):
         lang.parse(completion[:at] + ["<+>"] + completion[at:], 29)
+    # a change without its sign is zero: its first digit that is not <0> is malformed
+    if "<+>" in completion:
+        plus = completion.index("<+>")
+        unsigned = completion[:plus] + completion[plus + 1:]
+        first = plus + next(k for k, t in enumerate(unsigned[plus:]) if t != "<0>")
+        with pytest.raises(LanguageError, match=f"token {first} "):
+            lang.parse(unsigned, 29)
+        # and one that begins with <0> stays zero to its last digit
+        zero_first = unsigned[:plus] + ["<0>"] + unsigned[plus + 1:]
+        with pytest.raises(LanguageError, match=f"token {plus + 1} {unsigned[plus + 1]!r}: expected <0> \\("):
+            lang.parse(zero_first, 29)
 
 
 def test_contact_gap_is_written_for_several_balls_only_and_keeps_every_other_id():
@@ -408,3 +419,53 @@ def test_relative_steps_say_what_an_elastic_collision_reverses(index):
     assert lang.vocab[-1] == "<rel>" and lang.vocab[:-1] == without.vocab
     with pytest.raises(LanguageError, match="relative_steps needs contact_gap"):
         PhysicsLanguage(CODEBOOK, K, relative_steps=True, **ACCELERATION)
+
+
+def written_changes(completion, frame):
+    """The x numbers each ball's <p> writes in the `frame`-th generated frame (world units)."""
+    starts = [i for i, t in enumerate(completion) if t == "<frame>"]
+    end = starts[frame + 1] if frame + 1 < len(starts) else len(completion)
+    out = []
+    for i in [i for i in range(starts[frame], end) if completion[i] == "<p>"]:
+        sign = {"<->": -1, "<+>": 1}.get(completion[i + 1], 0)
+        j = i + 1 + (sign != 0)
+        out.append((sign or 1) * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[j:j + 5])) / 1000)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("index", [0, 3, 7])
+def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory(index):
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True, **ACCELERATION)
+    lang, changes = PhysicsLanguage(CODEBOOK, K, relative_jumps=True, **options), PhysicsLanguage(CODEBOOK, K, **options)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion, plain = lang.completion(record, ids), changes.completion(record, ids)
+    assert lang.vocab == changes.vocab and len(completion) + 1 <= lang.max_completion_length(29, 2)
+    # the same trajectory, read back through the grammar's sums
+    clip, plain_clip = lang.parse(completion, 29), changes.parse(plain, 29)
+    np.testing.assert_array_equal(clip.positions, plain_clip.positions)
+    np.testing.assert_array_equal(clip.velocities, plain_clip.velocities)
+    (hit,) = np.flatnonzero(gap_values(completion) < 0)
+    rel = rel_values(completion)[0]
+    # at the collision each ball writes about -rel (its relative motion reversed), not the -2 rel change
+    np.testing.assert_allclose(written_changes(completion, hit), -rel[:, 0], atol=0.0025)
+    np.testing.assert_allclose(written_changes(plain, hit), -2 * rel[:, 0], atol=0.0035)
+    # every other frame is written as without it
+    for frame in (hit - 1, hit + 1):
+        np.testing.assert_array_equal(written_changes(completion, frame), written_changes(plain, frame))
+    # a miss: writing rel itself leaves the balls' steps as they were
+    at = [i for i, t in enumerate(completion) if t == "<frame>"][hit]
+    parser = SequenceParser(lang, 29)
+    for position, token in enumerate(completion[:at]):
+        parser.feed(token, position)
+    for token in completion[at:completion.index("<p>", at)]:
+        parser.feed(token)
+    for ball in range(2):
+        parser.feed("<p>")
+        for value in rel[ball]:
+            for token in lang.number(value, plus=True):
+                parser.feed(token)
+        while parser.allowed() != lang.expect["one"]["<p>"] and parser.allowed() != lang.expect["visual"]:
+            parser.feed(next(iter(parser.allowed())))  # the grammar's positions
+    np.testing.assert_allclose(parser.velocities[-1], parser.velocities[-2], atol=1e-9)
+    with pytest.raises(LanguageError, match="relative_jumps needs relative_steps"):
+        PhysicsLanguage(CODEBOOK, K, relative_jumps=True, contact_gap=True, **ACCELERATION)

@@ -30,9 +30,14 @@ class LMConfig(YamlConfig):
     whole_jumps: bool = False
     signed_changes: bool = False  # a change that is not zero begins with its sign, <+> or <-> (the decision first)
     relative_steps: bool = False  # with contact_gap: where the gap is negative, the steps relative to the centre of mass
+    relative_jumps: bool = False  # with relative_steps: there each ball writes its new relative step, not its change
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
+    # the collision task: this many extra copies of each training clip's collision, each the clip up
+    # to the frame that writes its jump as the prompt and that frame's per-ball changes as the
+    # completion (physar/lm/sequences.py jump_examples); 0: none
+    jump_examples: int = 0
     # the model: a Llama built from these sizes, or base_model (a local Hugging Face causal LM folder)
     base_model: str | None = None
     hidden_size: int = 256
@@ -71,7 +76,7 @@ class LMConfig(YamlConfig):
             bad("hidden_size", f"{self.hidden_size} is not a multiple of num_heads {self.num_heads}")
         if not 0 <= self.decimals <= 4:
             bad("decimals", f"must be in 0..4, got {self.decimals}")
-        for key in ("eval_clips", "warmup_steps", "reading_examples"):
+        for key in ("eval_clips", "warmup_steps", "reading_examples", "jump_examples"):
             if getattr(self, key) < 0:
                 bad(key, f"must be >= 0, got {getattr(self, key)}")
         for key in ("frame_velocity", "frame_displacement"):
@@ -88,6 +93,8 @@ class LMConfig(YamlConfig):
                 bad(key, "needs frame_acceleration: true (the changes of step it is about)")
         if self.relative_steps and not self.contact_gap:
             bad("relative_steps", "needs contact_gap: true (it is written where the gap is negative)")
+        if self.relative_jumps and not self.relative_steps:
+            bad("relative_jumps", "needs relative_steps: true (the relative steps it writes against)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

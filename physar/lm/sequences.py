@@ -9,9 +9,9 @@ import numpy as np
 
 from physar.data.generate import load_metadata
 from physar.errors import FrameDataError
-from physar.language import PhysicsLanguage
+from physar.language import PhysicsLanguage, split_tokens, token_roles
 from physar.tokenizer.codec import TOKENS_DIR, load_tokens
-from simulators.world import WORLD_SIZE
+from simulators.world import FRAME_DT, WORLD_SIZE
 
 
 def load_token_ids(data_dir: str | Path, token_file: str, codebook_size: int, tokens_per_frame: int,
@@ -63,6 +63,38 @@ def reading_examples(lang: PhysicsLanguage, examples: list[dict], per_clip: int,
             out.append({"prompt": lang.text(lang.prompt(ids[last - cond + 1:last + 1], cond, record["scene"])),
                         "completion": lang.text(lang.state_block(record, int(last))), "video": e["video"],
                         "scene": record["scene"], "last_frame": int(last)})
+    return out
+
+
+def jump_examples(lang: PhysicsLanguage, examples: list[dict], copies: int) -> list[dict]:
+    """The collision task. A clip of two balls writes its collision's change of step in one frame
+    of about thirty: a dozen of its ~1800 tokens, too small a share of the loss for the LM to learn
+    its size (measured with `benchmarks/jump_probe.py` on `runs/sft_v2_relative`: the sign right in
+    every held-out clip, the digits in none). Here each frame of a clip of two or more balls whose
+    change of step is more than one grid unit for some ball (a jump, not the rounding's +-1) gives
+    `copies` lessons: the clip up to that frame's first <p> as the prompt, and the frame's per-ball
+    changes and positions as the completion (trl appends <eos>, which constrained decoding never
+    allows there, so generation is unchanged). Give it training clips only."""
+    if not (lang.frame_acceleration and lang.signed_changes):
+        raise ValueError("jump examples need frame_acceleration and signed_changes (the per-frame changes they teach)")
+    out = []
+    for e in examples:
+        if e["num_objects"] < 2:
+            continue
+        completion = split_tokens(e["completion"])
+        frames = [i for i, t in enumerate(completion) if t == "<frame>"]
+        clip = lang.parse(completion, len(frames))
+        steps = np.concatenate([[[(o["vx"], o["vy"]) for o in clip.objects]], clip.velocities]) * FRAME_DT
+        jumps = np.flatnonzero(np.abs(np.diff(steps, axis=0)).max(axis=(1, 2)) > 1.5 * 10.0**-lang.decimals)
+        roles = token_roles(completion, lang)
+        for frame in jumps:
+            begin = frames[frame]
+            end = frames[frame + 1] if frame + 1 < len(frames) else len(completion)
+            first = completion.index("<p>", begin)
+            last = max(i for i in range(begin, end) if roles[i].startswith("position"))
+            lesson = {"prompt": e["prompt"] + "".join(completion[:first]), "completion": "".join(completion[first:last + 1]),
+                      "video": e["video"], "scene": e["scene"], "frame": int(frame)}
+            out += [lesson] * copies
     return out
 
 

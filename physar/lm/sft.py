@@ -14,7 +14,7 @@ from physar.lm.batching import BucketedSampler
 from physar.lm.config import LMConfig
 from physar.lm.model import build_model, build_tokenizer, save_checkpoint
 from physar.lm.runs import check_run, json_log_callback, start_run
-from physar.lm.sequences import load_examples, reading_examples, split_examples
+from physar.lm.sequences import jump_examples, load_examples, reading_examples, split_examples
 from physar.tokenizer.codec import checkpoint_folder, weights_fingerprint
 
 
@@ -66,6 +66,8 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         raise ConfigError("data: no dataset folders (give --data or set data: in the config)")
     if cfg.reading_examples and not cfg.symbolic:
         raise ConfigError("reading_examples: needs the symbolic format (the visual-only one has no <state> block to read into)")
+    if cfg.jump_examples and not (cfg.frame_acceleration and cfg.signed_changes):
+        raise ConfigError("jump_examples: needs frame_acceleration and signed_changes (a signed change marks the frame of a jump)")
     run = Path(out)
     last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
@@ -76,11 +78,12 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
     reading = reading_examples(lang, train_examples, cfg.reading_examples, cfg.seed) if cfg.reading_examples else []
+    jumps = jump_examples(lang, train_examples, cfg.jump_examples) if cfg.jump_examples else []
     model = build_model(cfg, tok, ddt.fsq_levels)
     start_run(run, cfg.to_dict())
 
     columns = ("prompt", "completion")
-    train_ds = Dataset.from_list([{k: e[k] for k in columns} for e in train_examples + reading])
+    train_ds = Dataset.from_list([{k: e[k] for k in columns} for e in train_examples + reading + jumps])
     eval_ds = Dataset.from_list([{k: e[k] for k in columns} for e in eval_examples]) if eval_examples else None
     args = SFTConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
@@ -93,8 +96,8 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         max_length=cfg.max_length, completion_only_loss=True, packing=False, disable_tqdm=not progress,
         dataloader_num_workers=0)
     log_path = run / "log.jsonl"
-    # batch similar lengths together (reading examples are ~10x shorter than clips; scenes differ too)
-    trainer_class = bucketed_trainer(SFTTrainer) if reading or cfg.group_by_length else SFTTrainer
+    # batch similar lengths together (reading examples are ~10x shorter than clips, jump ones about half; scenes differ too)
+    trainer_class = bucketed_trainer(SFTTrainer) if reading or jumps or cfg.group_by_length else SFTTrainer
     trainer = trainer_class(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tok,
                             callbacks=[json_log_callback(log_path)])
     clock = time.time()
@@ -107,7 +110,7 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
         info = {"conditioning_frames": examples[0]["conditioning_frames"], "num_frames": examples[0]["num_frames"],
                 "resolution": ddt.resolution, "max_objects": max(e["num_objects"] for e in examples),
                 "train_seconds": round(previous + seconds, 1), "steps": cfg.steps, "train_clips": len(train_examples),
-                "reading_examples": len(reading),
+                "reading_examples": len(reading), "jump_examples": len(jumps),
                 "eval_clips": len(eval_examples), "eval_loss": metrics.get("eval_loss"), "longest_sequence": longest,
                 "parameters": sum(p.numel() for p in model.parameters()), "config": cfg.to_dict()}
         save_checkpoint(run / "checkpoint", trainer.model, tok, lang, ddt_path, info)
