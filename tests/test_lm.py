@@ -645,9 +645,9 @@ def test_shipped_relative_jump_lm_writes_collisions_near_the_elastic_ones(tmp_pa
         truth = load_metadata(data)[0]
         line = json.loads((tmp_path / f"out{k}" / "trajectories.jsonl").read_text())
         vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
-        turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)) > 0.5)  # steps where either ball turns
+        turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)).min(axis=1) > 0.5) + 1  # frames where both balls turn
         contact = truth["collisions"][0][0] - truth["conditioning_frames"]
-        on_time += len(turns) > 0 and turns[0] + 1 - contact in (0, 1)
+        on_time += len(turns) > 0 and turns[0] - contact in (0, 1)
         errors.append(np.abs(vx[-1] - np.asarray(truth["velocities"])[-1, :, 0]))
     assert on_time == 6
     assert np.mean(errors) < 0.6 and np.max(errors) < 1.5
