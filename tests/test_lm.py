@@ -602,6 +602,18 @@ SIX_COLLISIONS = [(2.5, 2.0, 1.0, 1.0), (3.0, 1.5, 1.0, 1.0), (2.0, 2.0, 0.8, 1.
                   (1.5, 3.0, 1.0, 0.8), (2.5, 2.5, 1.0, 1.0)]  # (v1, v2, r1, r2), ID
 
 
+def six_collisions_generated(shipped, tmp_path) -> list[tuple[np.ndarray, dict]]:
+    """The shipped LM continued on each of SIX_COLLISIONS: (written x velocities [frames, ball], truth)."""
+    out = []
+    for k, (v1, v2, r1, r2) in enumerate(SIX_COLLISIONS):
+        data = single_clip_dataset(tmp_path / f"in{k}", shipped, scene="collision",
+                                   params=dict(velocity=v1, velocity2=v2, radius=r1, radius2=r2))
+        generate_dataset(shipped, data, tmp_path / f"out{k}", previews=False, progress=False)
+        line = json.loads((tmp_path / f"out{k}" / "trajectories.jsonl").read_text())
+        out.append((np.asarray(line["velocities"])[:, :, 0], load_metadata(data)[0]))
+    return out
+
+
 def test_shipped_contact_lm_makes_the_balls_collide(tmp_path):
     """sft_cpu_v4 on six ID collisions: the balls approach, then a ball turns, in the frame the
     simulator's contact falls in or the next, in most of them (measured: five of these six, with the
@@ -613,13 +625,7 @@ def test_shipped_contact_lm_makes_the_balls_collide(tmp_path):
     if not (shipped / "physar.json").is_file():
         pytest.skip("no shipped LM checkpoint")
     on_time = 0
-    for k, (v1, v2, r1, r2) in enumerate(SIX_COLLISIONS):
-        data = single_clip_dataset(tmp_path / f"in{k}", shipped, scene="collision",
-                                   params=dict(velocity=v1, velocity2=v2, radius=r1, radius2=r2))
-        generate_dataset(shipped, data, tmp_path / f"out{k}", previews=False, progress=False)
-        truth = load_metadata(data)[0]
-        line = json.loads((tmp_path / f"out{k}" / "trajectories.jsonl").read_text())
-        vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
+    for vx, truth in six_collisions_generated(shipped, tmp_path):
         assert vx[0, 0] > 0 > vx[0, 1]  # approaching
         turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)).max(axis=1) > 0.5) + 1
         contact = truth["collisions"][0][0] - truth["conditioning_frames"]
@@ -638,13 +644,7 @@ def test_shipped_relative_jump_lm_writes_collisions_near_the_elastic_ones(tmp_pa
     if not (shipped / "physar.json").is_file():
         pytest.skip("no shipped LM checkpoint")
     errors, on_time = [], 0
-    for k, (v1, v2, r1, r2) in enumerate(SIX_COLLISIONS):
-        data = single_clip_dataset(tmp_path / f"in{k}", shipped, scene="collision",
-                                   params=dict(velocity=v1, velocity2=v2, radius=r1, radius2=r2))
-        generate_dataset(shipped, data, tmp_path / f"out{k}", previews=False, progress=False)
-        truth = load_metadata(data)[0]
-        line = json.loads((tmp_path / f"out{k}" / "trajectories.jsonl").read_text())
-        vx = np.asarray(line["velocities"])[:, :, 0]  # [frames, ball]
+    for vx, truth in six_collisions_generated(shipped, tmp_path):
         turns = np.flatnonzero(np.abs(np.diff(vx, axis=0)).min(axis=1) > 0.5) + 1  # frames where both balls turn
         contact = truth["collisions"][0][0] - truth["conditioning_frames"]
         on_time += len(turns) > 0 and turns[0] - contact in (0, 1)
