@@ -469,3 +469,48 @@ def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory
     np.testing.assert_allclose(parser.velocities[-1], parser.velocities[-2], atol=1e-9)
     with pytest.raises(LanguageError, match="relative_jumps needs relative_steps"):
         PhysicsLanguage(CODEBOOK, K, relative_jumps=True, contact_gap=True, **ACCELERATION)
+
+
+def numbers_at(completion, at, count):
+    """`count` numbers (5 little-endian digits, a sign before any) from index `at`, world units, and
+    the index after them."""
+    values = []
+    for _ in range(count):
+        sign = {"<->": -1, "<+>": 1}.get(completion[at], 0)
+        at += sign != 0
+        values.append((sign or 1) * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[at:at + 5])) / 1000)
+        at += 5
+    return values, at
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_relative_per_ball_writes_each_balls_relative_step_just_before_its_own_numbers(index):
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True,
+                   relative_jumps=True, **ACCELERATION)
+    lang, block = PhysicsLanguage(CODEBOOK, K, relative_per_ball=True, **options), PhysicsLanguage(CODEBOOK, K, **options)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion, blocked = lang.completion(record, ids), block.completion(record, ids)
+    # the same tokens in other places, and the same trajectory read back
+    assert len(completion) == len(blocked) and sorted(completion) == sorted(blocked) and lang.vocab == block.vocab
+    clip, block_clip = lang.parse(completion, 29), block.parse(blocked, 29)
+    np.testing.assert_array_equal(clip.positions, block_clip.positions)
+    np.testing.assert_array_equal(clip.velocities, block_clip.velocities)
+    # in the collision frame <rel> stands alone; each <p> begins with its ball's relative step, then about -rel
+    rel = rel_values(blocked)[0]
+    at = completion.index("<rel>")
+    assert completion[at + 1] == "<p>"
+    roles = token_roles(completion, lang)
+    for ball, p in enumerate([i for i, t in enumerate(completion) if t == "<p>" and i > at][:2]):
+        (rel_x, rel_y), after = numbers_at(completion, p + 1, 2)
+        np.testing.assert_allclose([rel_x, rel_y], rel[ball], atol=1e-9)
+        assert set(roles[p + 1:after]) == {"rel"} and roles[after].startswith("position ax")
+        (written_x,), _ = numbers_at(completion, after, 1)
+        assert written_x == pytest.approx(-rel[ball, 0], abs=0.0025)
+        # the grammar writes it: another digit there is malformed
+        digit = p + 1 + (completion[p + 1] == "<->")
+        tampered = completion[:digit] + [f"<{(int(completion[digit][1:-1]) + 1) % 10}>"] + completion[digit + 1:]
+        with pytest.raises(LanguageError, match=f"token {digit} "):
+            lang.parse(tampered, 29)
+    assert roles.count("rel") == token_roles(blocked, block).count("rel")
+    with pytest.raises(LanguageError, match="relative_per_ball needs relative_steps"):
+        PhysicsLanguage(CODEBOOK, K, relative_per_ball=True, contact_gap=True, **ACCELERATION)

@@ -574,7 +574,8 @@ def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_
 
 
 @pytest.mark.parametrize("name, ddt", [("sft_cpu", "ddt_cpu"), ("sft_cpu_v2", "ddt_cpu_v2"), ("sft_cpu_v3", "ddt_cpu_v2"),
-                                       ("sft_cpu_v4", "ddt_cpu_v2"), ("sft_cpu_v6", "ddt_cpu_v2")])
+                                       ("sft_cpu_v4", "ddt_cpu_v2"), ("sft_cpu_v6", "ddt_cpu_v2"),
+                                       ("rl_cpu_v6", "ddt_cpu_v2")])
 def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
     """A shipped LM with its DDT tokenizer: one uniform clip, generated and parsed back."""
     from conftest import ROOT
@@ -592,7 +593,7 @@ def test_shipped_lm_checkpoint_continues_a_simulated_clip(tmp_path, name, ddt):
     assert abs(line["objects"][0]["vx"] - 2.5) < 1.0 and abs(line["objects"][0]["r"] - 1.0) < 0.3
     assert meta["tokenizer"] == str((ROOT / "checkpoints" / ddt).resolve())
     assert read_video(tmp_path / "out" / "clip.mp4").shape == (32, 64, 64, 3)
-    if name in ("sft_cpu_v3", "sft_cpu_v4", "sft_cpu_v6"):  # its own settings: the parser reads, the renderer draws, the LM adds no change
+    if name in ("sft_cpu_v3", "sft_cpu_v4", "sft_cpu_v6", "rl_cpu_v6"):  # its own settings: the parser reads, the renderer draws, the LM adds no change
         assert (report["state_from"], report["draw"]) == ("frames", "renderer")
         assert abs(line["objects"][0]["vx"] - 2.5) < 0.15
         assert np.ptp(np.asarray(line["velocities"])[:, 0, 0]) < 1e-6 and report["agreement_px"]["median"] < 1.5

@@ -66,6 +66,19 @@ def test_fsq_every_id_round_trips():
         fsq.ids_to_codes(torch.tensor([120]))
 
 
+def test_fsq_with_one_fine_dimension_steps_by_one_level():
+    """fsq_levels [4096] (configs/tokenizer/cpu_v4.yaml): one dimension a token; a code that moves
+    a little moves its id a little (the position of a ball written as one number)."""
+    fsq = FSQ([4096])
+    ids = torch.arange(4096)
+    assert torch.equal(fsq.codes_to_ids(fsq.ids_to_codes(ids)), ids)
+    z = torch.linspace(-0.5, 0.5, 4001)[:, None]
+    steps = fsq.codes_to_ids(fsq(z)).diff()
+    assert steps.min() >= 0 and steps.max() <= 1 and steps.sum() > 1000  # monotone, no level skipped
+    # the code is the bounded input to a few 2048ths (the rounding and FSQ's half-level offset)
+    assert (fsq(z) - torch.tanh(z)).abs().max() < 4 / 2048
+
+
 def test_fsq_passes_gradients_straight_through():
     z = torch.randn(10, 3, requires_grad=True)
     FSQ([8, 5, 3])(z).sum().backward()
@@ -278,6 +291,27 @@ def test_init_grows_the_input_channels_for_new_coordinate_periods(trained, tmp_p
     DDTTokenizer(tiny(steps=6, coordinate_periods=[8])).save_pretrained(tmp_path / "with_periods")
     with pytest.raises(TrainingError, match="not a prefix"):  # channels are only ever added
         _load_initial_weights(DDTTokenizer(tiny(steps=6)), tmp_path / "with_periods")
+
+
+def test_init_with_other_fsq_levels_keeps_the_trunks_and_starts_the_code_layers_fresh(trained):
+    """--init across a change of FSQ levels (one 4096-level dimension a token instead of four of
+    eight): every weight but the two that touch the codes is the checkpoint's."""
+    from physar.tokenizer.codec import load_tokenizer
+    from physar.tokenizer.train import CODE_LAYERS, _load_initial_weights
+
+    source = load_tokenizer(trained).state_dict()
+    torch.manual_seed(3)
+    model = DDTTokenizer(tiny(steps=6, fsq_levels=[4096]))
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    _load_initial_weights(model, trained)
+    loaded = model.state_dict()
+    for name, weight in loaded.items():
+        if name in CODE_LAYERS:
+            assert weight.shape != source[name].shape and torch.equal(weight, fresh[name])
+        else:
+            assert torch.equal(weight, source[name]), name
+    ids = model.encode(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))
+    assert ids.shape == (2, tiny().num_tokens) and int(ids.max()) < 4096
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

@@ -31,6 +31,7 @@ class LMConfig(YamlConfig):
     signed_changes: bool = False  # a change that is not zero begins with its sign, <+> or <-> (the decision first)
     relative_steps: bool = False  # with contact_gap: where the gap is negative, the steps relative to the centre of mass
     relative_jumps: bool = False  # with relative_steps: there each ball writes its new relative step, not its change
+    relative_per_ball: bool = False  # with relative_steps: each ball's relative step inside its own <p>, not all after <rel>
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
@@ -95,6 +96,8 @@ class LMConfig(YamlConfig):
             bad("relative_steps", "needs contact_gap: true (it is written where the gap is negative)")
         if self.relative_jumps and not self.relative_steps:
             bad("relative_jumps", "needs relative_steps: true (the relative steps it writes against)")
+        if self.relative_per_ball and not self.relative_steps:
+            bad("relative_per_ball", "needs relative_steps: true (the relative steps it places)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

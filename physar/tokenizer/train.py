@@ -38,6 +38,8 @@ from physar.tokenizer.model import DDTTokenizer
 ARCHITECTURE = ("resolution", "num_tokens", "fsq_levels", "encoder_channels", "encoder_dim", "encoder_layers",
                 "encoder_heads", "context_dim", "unet_channels", "unet_cross_attention_levels", "unet_head_dim",
                 "global_conditioning")
+# the layers whose shapes follow the number of FSQ dimensions (fsq_levels' length)
+CODE_LAYERS = ("encoder.out.1.weight", "encoder.out.1.bias", "code_in.weight")
 
 
 def lr_at(step: int, cfg: TokenizerConfig) -> float:
@@ -96,20 +98,27 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 
 
 def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
-    """Start from a checkpoint of the same architecture. It may have fewer coordinate periods (its
-    periods a prefix of the config's): the input convolutions' weights for the new channels start at
-    zero, so the model starts as exactly the checkpoint and learns to use them."""
+    """Start from a checkpoint of the same architecture, with two exceptions. It may have fewer
+    coordinate periods (its periods a prefix of the config's): the input convolutions' weights for
+    the new channels start at zero, so the model starts as exactly the checkpoint and learns to use
+    them. And it may have other FSQ levels: the two layers that touch the codes (the encoder's last
+    linear, `code_in`) start fresh when their shapes differ, the encoder's trunk and both UNets
+    are the checkpoint's and learn to read the new codes."""
     source = load_tokenizer(init)
-    diff = [k for k in ARCHITECTURE if getattr(source.config, k) != getattr(model.config, k)]
+    diff = [k for k in ARCHITECTURE if k != "fsq_levels" and getattr(source.config, k) != getattr(model.config, k)]
     old, new = list(source.config.coordinate_periods), list(model.config.coordinate_periods)
     if new[:len(old)] != old:
         diff.append(f"coordinate_periods {old} is not a prefix of {new}")
     if diff:
         raise TrainingError(f"--init {init}: its architecture differs from the config's ({', '.join(diff)})")
-    state = source.state_dict()
-    for name, target in model.state_dict().items():
+    state, fresh = source.state_dict(), model.state_dict()
+    for name, target in fresh.items():
         weight = state[name]
-        if weight.shape != target.shape:  # an input convolution, wider by the new channels
+        if weight.shape == target.shape:
+            continue
+        if name in CODE_LAYERS:
+            state[name] = target
+        else:  # an input convolution, wider by the new channels
             grown = torch.zeros_like(target)
             grown[:, :weight.shape[1]] = weight
             state[name] = grown
