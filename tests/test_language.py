@@ -279,14 +279,21 @@ def test_frame_acceleration_writes_what_changes_the_motion(scene):
 ACCELERATION = dict(decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
 
 
+def numbers_at(completion, at, count):
+    """`count` numbers (5 little-endian digits, a sign before any) from index `at`, world units, and
+    the index after them."""
+    values = []
+    for _ in range(count):
+        sign = {"<->": -1, "<+>": 1}.get(completion[at], 0)
+        at += sign != 0
+        values.append((sign or 1) * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[at:at + 5])) / 1000)
+        at += 5
+    return values, at
+
+
 def gap_values(completion):
     """The number after each <gap>, in world units."""
-    out = []
-    for i in [i for i, t in enumerate(completion) if t == "<gap>"]:
-        sign = -1 if completion[i + 1] == "<->" else 1
-        digits = completion[i + 1 + (sign < 0):i + 1 + (sign < 0) + 5]
-        out.append(sign * sum(int(t[1:-1]) * 10**k for k, t in enumerate(digits)) / 1000)
-    return np.array(out)
+    return np.array([numbers_at(completion, i + 1, 1)[0][0] for i, t in enumerate(completion) if t == "<gap>"])
 
 
 @pytest.mark.parametrize("index", [0, 3, 7])
@@ -373,15 +380,7 @@ def test_contact_gap_is_written_for_several_balls_only_and_keeps_every_other_id(
 
 def rel_values(completion):
     """After each <rel>: the numbers that follow (x, y per ball), world units, [frames with <rel>, N, 2]."""
-    out = []
-    for i in [i for i, t in enumerate(completion) if t == "<rel>"]:
-        values, j = [], i + 1
-        while len(values) < 4:
-            sign = -1 if completion[j] == "<->" else 1
-            j += sign < 0
-            values.append(sign * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[j:j + 5])) / 1000)
-            j += 5
-        out.append(values)
+    out = [numbers_at(completion, i + 1, 4)[0] for i, t in enumerate(completion) if t == "<rel>"]
     return np.array(out).reshape(-1, 2, 2)
 
 
@@ -425,12 +424,7 @@ def written_changes(completion, frame):
     """The x numbers each ball's <p> writes in the `frame`-th generated frame (world units)."""
     starts = [i for i, t in enumerate(completion) if t == "<frame>"]
     end = starts[frame + 1] if frame + 1 < len(starts) else len(completion)
-    out = []
-    for i in [i for i in range(starts[frame], end) if completion[i] == "<p>"]:
-        sign = {"<->": -1, "<+>": 1}.get(completion[i + 1], 0)
-        j = i + 1 + (sign != 0)
-        out.append((sign or 1) * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[j:j + 5])) / 1000)
-    return np.array(out)
+    return np.array([numbers_at(completion, i + 1, 1)[0][0] for i in range(starts[frame], end) if completion[i] == "<p>"])
 
 
 @pytest.mark.parametrize("index", [0, 3, 7])
@@ -469,18 +463,6 @@ def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory
     np.testing.assert_allclose(parser.velocities[-1], parser.velocities[-2], atol=1e-9)
     with pytest.raises(LanguageError, match="relative_jumps needs relative_steps"):
         PhysicsLanguage(CODEBOOK, K, relative_jumps=True, contact_gap=True, **ACCELERATION)
-
-
-def numbers_at(completion, at, count):
-    """`count` numbers (5 little-endian digits, a sign before any) from index `at`, world units, and
-    the index after them."""
-    values = []
-    for _ in range(count):
-        sign = {"<->": -1, "<+>": 1}.get(completion[at], 0)
-        at += sign != 0
-        values.append((sign or 1) * sum(int(t[1:-1]) * 10**k for k, t in enumerate(completion[at:at + 5])) / 1000)
-        at += 5
-    return values, at
 
 
 @pytest.mark.parametrize("index", [0, 3])

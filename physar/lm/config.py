@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from physar.config_file import YamlConfig
 from physar.errors import ConfigError
+from physar.language import OPTIONS as LANGUAGE_OPTIONS, LanguageError, PhysicsLanguage
 
 
 @dataclass
@@ -80,24 +81,15 @@ class LMConfig(YamlConfig):
         for key in ("eval_clips", "warmup_steps", "reading_examples", "jump_examples"):
             if getattr(self, key) < 0:
                 bad(key, f"must be >= 0, got {getattr(self, key)}")
-        for key in ("frame_velocity", "frame_displacement"):
-            if getattr(self, key) and not self.symbolic:
-                bad(key, "needs symbolic: true (the visual-only format writes no states)")
-        if self.frame_velocity and self.frame_displacement:
-            bad("frame_displacement", "and frame_velocity are two formats of a frame: choose one")
-        if self.state_steps and not self.frame_displacement:
-            bad("state_steps", "needs frame_displacement: true (the per-frame steps it matches)")
-        if self.frame_acceleration and not self.state_steps:
-            bad("frame_acceleration", "needs frame_displacement: true and state_steps: true (the steps it changes)")
-        for key in ("contact_gap", "whole_jumps", "signed_changes"):
-            if getattr(self, key) and not self.frame_acceleration:
-                bad(key, "needs frame_acceleration: true (the changes of step it is about)")
-        if self.relative_steps and not self.contact_gap:
-            bad("relative_steps", "needs contact_gap: true (it is written where the gap is negative)")
-        if self.relative_jumps and not self.relative_steps:
-            bad("relative_jumps", "needs relative_steps: true (the relative steps it writes against)")
-        if self.relative_per_ball and not self.relative_steps:
-            bad("relative_per_ball", "needs relative_steps: true (the relative steps it places)")
+        # the language options' rules are the language's own: build one and report what it refuses
+        try:
+            PhysicsLanguage(1, 1, **{k: getattr(self, k) for k in LANGUAGE_OPTIONS})
+        except LanguageError as e:
+            raise ConfigError(f"language options: {e}") from None
+        if self.reading_examples and not self.symbolic:
+            bad("reading_examples", "needs the symbolic format (the visual-only one has no <state> block to read into)")
+        if self.jump_examples and not (self.frame_acceleration and self.signed_changes):
+            bad("jump_examples", "needs frame_acceleration and signed_changes (a signed change marks the frame of a jump)")
         if self.visual_embeddings not in ("random", "codes"):
             bad("visual_embeddings", f"must be 'random' or 'codes', got {self.visual_embeddings!r}")
         if self.learning_rate <= 0:

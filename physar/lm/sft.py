@@ -4,6 +4,7 @@ for --resume), log.jsonl, loss.png, and the final checkpoint/ that generation lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -58,16 +59,11 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     from trl import SFTConfig, SFTTrainer
 
     cfg = config if isinstance(config, LMConfig) else LMConfig.from_yaml(config)
-    for key, value in (("data", [str(d) for d in data] if data else None), ("steps", steps),
-                       ("base_model", base_model), ("symbolic", symbolic)):
-        if value is not None:
-            setattr(cfg, key, value)
+    overrides = {"data": [str(d) for d in data] if data else None, "steps": steps, "base_model": base_model,
+                 "symbolic": symbolic}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})  # validated again
     if not cfg.data:
         raise ConfigError("data: no dataset folders (give --data or set data: in the config)")
-    if cfg.reading_examples and not cfg.symbolic:
-        raise ConfigError("reading_examples: needs the symbolic format (the visual-only one has no <state> block to read into)")
-    if cfg.jump_examples and not (cfg.frame_acceleration and cfg.signed_changes):
-        raise ConfigError("jump_examples: needs frame_acceleration and signed_changes (a signed change marks the frame of a jump)")
     run = Path(out)
     last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
