@@ -9,7 +9,10 @@ VIDEOS/trajectories.jsonl) beside the dataset's truth, and per bucket prints:
   last written frame against the simulator's last), over every clip, jump or not;
 - elastic error: the same against the elastic velocities computed from the written pre-collision
   velocities and the written radii (masses r^2): whether the jump the LM wrote is the one its own
-  reading implies, apart from what it read.
+  reading implies, apart from what it read;
+- elastic red / blue: clips where that ball's last written velocity is within 0.1 units/s of the
+  elastic one (sft_cpu_v6 copied the reversed relative step's digits for the red ball and not for
+  the blue: docs/results_v10.md).
 
     python benchmarks/collision_jumps.py outputs/compare_v2/data/collision \\
         outputs/compare_v2/acceleration-parsed-drawn/videos/collision [more rows' folders...]
@@ -28,6 +31,7 @@ from physar.rl.rewards import elastic_velocities, finite_velocities
 from simulators.world import FRAME_DT
 
 TURN = 0.5  # units/s: a change of velocity between frames that counts as a collision
+ELASTIC = 0.1  # units/s: a ball's outgoing velocity this close to the elastic one counts as elastic
 
 
 def clip_row(record: dict, written: dict) -> dict:
@@ -43,18 +47,20 @@ def clip_row(record: dict, written: dict) -> dict:
     return {"bucket": record["bucket"], "jump": len(turns) > 0,
             "on_time": len(turns) > 0 and true_frame is not None and abs(turns[0] - true_frame) <= 1,
             "post_error": float(np.abs(vx[-1] - true_vx[-1]).mean()),
-            "elastic_error": float(np.abs(vx[-1] - elastic).mean())}
+            "elastic_error": float(np.abs(vx[-1] - elastic).mean()),
+            "elastic_hit": (np.abs(vx[-1] - elastic) < ELASTIC).tolist()}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| bucket | clips | jump | on time | post error (units/s) | elastic error (units/s) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| bucket | clips | jump | on time | post error (units/s) | elastic error (units/s) | elastic red | elastic blue |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for bucket in ["in", "r_out", "v_out", "rv_out", "zero", "all"]:
         part = [r for r in rows if bucket in ("all", r["bucket"])]
         if part:
             lines.append(f"| {bucket} | {len(part)} | {sum(r['jump'] for r in part)} | {sum(r['on_time'] for r in part)} "
                          f"| {np.mean([r['post_error'] for r in part]):.3f} "
-                         f"| {np.mean([r['elastic_error'] for r in part]):.3f} |")
+                         f"| {np.mean([r['elastic_error'] for r in part]):.3f} "
+                         f"| {sum(r['elastic_hit'][0] for r in part)} | {sum(r['elastic_hit'][1] for r in part)} |")
     return "\n".join(lines)
 
 

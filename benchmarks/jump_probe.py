@@ -8,7 +8,8 @@ Prints per ball: the sign right (the decision), every digit right (the whole jum
 those tokens, and the error of the jump its greedy digits spell (units/s). Needs a little-endian
 language with frame_acceleration and signed_changes (checkpoints since sft_cpu_v4); with
 relative_jumps the numbers are the new relative steps (-rel for an elastic collision), whose errors
-are the changes' errors.
+are the changes' errors; with restitution_jumps they are the factors of the relative steps (-1 for
+an elastic collision), and the error is the factor's times the ball's relative step (a change).
 
     python benchmarks/jump_probe.py checkpoints/sft_cpu_v4 runs/sft_v2_relative
 """
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from physar.data.generate import load_metadata
-from physar.language import PLUS, SIGN, split_tokens, token_roles
+from physar.language import MAX_INT_DIGITS, PLUS, SIGN, split_tokens, token_roles
 from physar.lm.model import load_checkpoint
 from physar.lm.sequences import clip_example, load_examples, load_token_ids, split_examples
 from physar.tokenizer.codec import weights_fingerprint
@@ -58,6 +59,19 @@ def jump_spans(lang, completion: list[str]) -> list[list[int]]:
     return spans
 
 
+def relative_steps(lang, completion: list[str], span: list[int]) -> np.ndarray:
+    """Each ball's x relative step, from the <rel> block of the frame that `span` lies in."""
+    roles = token_roles(completion, lang)
+    start = max(i for i in range(span[0]) if completion[i] == "<frame>")
+    numbers, current = [], []
+    for t in (completion[i] for i in range(start, span[0]) if roles[i] == "rel"):
+        current.append(t)
+        if sum(c not in (SIGN, PLUS) for c in current) == MAX_INT_DIGITS + lang.decimals:
+            numbers.append(spelled(lang, current))
+            current = []
+    return np.array(numbers).reshape(-1, 2)[:, 0]
+
+
 def spelled(lang, tokens: list[str]) -> float:
     """The value little-endian digits (a sign first, or none for zero) spell, in grid units' world units."""
     sign = -1.0 if tokens[0] == "<->" else 1.0
@@ -78,6 +92,7 @@ def probe(checkpoint: str, data: str | None, limit: int) -> dict:
         offset = ids.shape[1] - len(completion)  # BOS and the prompt
         assert offset == len(prompt) + 1
         logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        scale = np.abs(relative_steps(lang, completion, spans[0])) if lang.restitution_jumps else np.ones(2)
         for ball, span in enumerate(spans):
             positions = torch.tensor([offset + i for i in span])
             true = ids[0, positions]
@@ -86,7 +101,7 @@ def probe(checkpoint: str, data: str | None, limit: int) -> dict:
             truth = [completion[i] for i in span]
             rows[ball].append({"sign": greedy[0] == truth[0], "whole": bool((predicted == true).all()),
                                "loss": float(-logp[positions - 1, true].mean()),
-                               "error": abs(spelled(lang, greedy) - spelled(lang, truth)) / FRAME_DT})
+                               "error": abs(spelled(lang, greedy) - spelled(lang, truth)) * scale[ball] / FRAME_DT})
     return rows
 
 

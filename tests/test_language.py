@@ -465,6 +465,57 @@ def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory
         PhysicsLanguage(CODEBOOK, K, relative_jumps=True, contact_gap=True, **ACCELERATION)
 
 
+@pytest.mark.parametrize("index", [0, 3, 7])
+def test_restitution_jumps_write_minus_one_for_every_elastic_collision_and_keep_the_trajectory(index):
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True, **ACCELERATION)
+    lang, copies = PhysicsLanguage(CODEBOOK, K, restitution_jumps=True, **options), PhysicsLanguage(CODEBOOK, K, relative_jumps=True, **options)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion, copied = lang.completion(record, ids), copies.completion(record, ids)
+    assert lang.vocab == copies.vocab and len(completion) + 1 <= lang.max_completion_length(29, 2)
+    # the trajectory read back is the truth's to the rounding: the grammar's -1 rel against the grid's new step
+    clip, copied_clip = lang.parse(completion, 29), copies.parse(copied, 29)
+    np.testing.assert_allclose(clip.positions, copied_clip.positions, atol=0.0025)
+    (hit,) = np.flatnonzero(gap_values(completion) < 0)
+    # whatever the speeds and sizes, each ball writes the same number: -1, its relative motion reversed
+    np.testing.assert_array_equal(written_changes(completion, hit), [-1.0, -1.0])
+    assert written_changes(copied, hit)[0] != -1.0
+    # y's relative step is zero in a head-on collision: its change is written as it is (none)
+    starts = [i for i, t in enumerate(completion) if t == "<frame>"]
+    first = completion.index("<p>", starts[hit])
+    assert numbers_at(completion, first + 1, 2)[0][1] == 0.0
+    np.testing.assert_array_equal(written_changes(completion, hit - 1), written_changes(copied, hit - 1))
+    # the next frame brings the step back to the grid's truth: a correction of a grid unit or two at most
+    np.testing.assert_allclose(written_changes(completion, hit + 1), written_changes(copied, hit + 1), atol=0.0025)
+
+    def velocities_after(factor):
+        """The steps the grammar makes of `factor` written by both balls at the collision."""
+        parser = SequenceParser(lang, 29)
+        for position, token in enumerate(completion[:first]):
+            parser.feed(token, position)
+        for ball in range(2):
+            parser.feed("<p>")
+            for value in (factor, 0.0):
+                for token in lang.number(value, plus=True):
+                    parser.feed(token)
+            while parser.allowed() != lang.expect["one"]["<p>"] and parser.allowed() != lang.expect["visual"]:
+                parser.feed(next(iter(parser.allowed())))  # the grammar's positions
+        return np.array(parser.velocities[-2]), np.array(parser.velocities[-1])
+
+    before, after = velocities_after(1.0)  # a miss: the steps as they were
+    np.testing.assert_allclose(after, before, atol=1e-9)
+    radii = np.array([o["r"] for o in clip.objects])
+    before, after = velocities_after(0.0)  # the balls stick: both move at the centre of mass's step
+    centre = radii**2 @ before[:, 0] / (radii**2).sum()
+    np.testing.assert_allclose(after[:, 0], centre, atol=0.011)  # a grid unit a frame is 0.01 units/s
+    before, after = velocities_after(-1.0)  # elastic: momentum and kinetic energy kept
+    assert abs(radii**2 @ (after[:, 0] - before[:, 0])) < 0.02 * radii.max() ** 2
+    assert radii**2 @ after[:, 0] ** 2 == pytest.approx(radii**2 @ before[:, 0] ** 2, rel=0.01)
+    with pytest.raises(LanguageError, match="restitution_jumps needs relative_steps"):
+        PhysicsLanguage(CODEBOOK, K, restitution_jumps=True, contact_gap=True, **ACCELERATION)
+    with pytest.raises(LanguageError, match="choose one"):
+        PhysicsLanguage(CODEBOOK, K, restitution_jumps=True, relative_jumps=True, **options)
+
+
 @pytest.mark.parametrize("index", [0, 3])
 def test_relative_per_ball_writes_each_balls_relative_step_just_before_its_own_numbers(index):
     options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True,

@@ -33,6 +33,7 @@ class LMConfig(YamlConfig):
     relative_steps: bool = False  # with contact_gap: where the gap is negative, the steps relative to the centre of mass
     relative_jumps: bool = False  # with relative_steps: there each ball writes its new relative step, not its change
     relative_per_ball: bool = False  # with relative_steps: each ball's relative step inside its own <p>, not all after <rel>
+    restitution_jumps: bool = False  # with relative_steps: there each ball writes the factor of its relative step (-1: elastic)
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
