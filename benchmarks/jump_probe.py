@@ -60,7 +60,8 @@ def jump_spans(lang, completion: list[str]) -> list[list[int]]:
 
 
 def relative_steps(lang, completion: list[str], span: list[int]) -> np.ndarray:
-    """Each ball's x relative step, from the <rel> block of the frame that `span` lies in."""
+    """Each ball's x relative step (normal_rel: along the line of centres), from the <rel> block of
+    the frame that `span` lies in."""
     roles = token_roles(completion, lang)
     start = max(i for i in range(span[0]) if completion[i] == "<frame>")
     numbers, current = [], []
@@ -69,7 +70,7 @@ def relative_steps(lang, completion: list[str], span: list[int]) -> np.ndarray:
         if sum(c not in (SIGN, PLUS) for c in current) == MAX_INT_DIGITS + lang.decimals:
             numbers.append(spelled(lang, current))
             current = []
-    return np.array(numbers).reshape(-1, 2)[:, 0]
+    return np.array(numbers) if lang.normal_rel else np.array(numbers).reshape(-1, 2)[:, 0]  # normal_rel: one a ball
 
 
 def spelled(lang, tokens: list[str]) -> float:

@@ -132,6 +132,12 @@ closes, and that a collision reverses their relative motion in full, the same nu
 generating freely, both balls elastic in 38 of 62 evaluation collisions (v6: 9 for the blue ball).
 In 23 of the other 24 the parser's reading tilts the line of centres by a fraction of a percent,
 <rel> carries y components no (head-on) training collision has, and the LM writes about -0.1.
+`normal_rel=True` (with restitution_jumps) writes the relative steps along the line of centres:
+<rel> holds one signed number a ball (its x and y are that times the line's unit vector, the
+grammar's), and each ball writes one factor for the whole of its relative step, then y's change of
+step beyond it (none in a collision). Head-on, the same trajectory with the block's y zeros left
+out; a line tilted by a reading's rounding moves a number by at most a unit and writes no y
+components, which no training collision has.
 
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
@@ -164,7 +170,7 @@ REL = "<rel>"
 # checkpoint's physar.json records under "language"
 OPTIONS = ("decimals", "symbolic", "scene_token", "little_endian", "frame_velocity", "frame_displacement",
            "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes",
-           "relative_steps", "relative_jumps", "relative_per_ball", "restitution_jumps")
+           "relative_steps", "relative_jumps", "relative_per_ball", "restitution_jumps", "normal_rel")
 
 
 def free_flight_gap(positions, steps, radii, decimals: int) -> float:
@@ -201,6 +207,27 @@ def relative_normal_steps(positions, steps, radii, decimals: int) -> np.ndarray:
     return np.round(out, decimals) + 0.0
 
 
+def relative_normal_speeds(positions, steps, radii, decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """`relative_normal_steps` as one signed number a ball ([N], rounded to `decimals`: its step
+    relative to the pair's centre of mass along the line of centres) and that line's unit vector
+    [2]; (zeros, (1, 0)) when the centres coincide."""
+    p, s = (np.round(np.asarray(a, dtype=float), decimals) for a in (positions, steps))
+    r = np.round(np.asarray(radii, dtype=float), decimals)
+    ahead = p + s
+    pairs = [(i, j) for i in range(len(r)) for j in range(i + 1, len(r))]
+    i, j = min(pairs, key=lambda ij: np.hypot(*(ahead[ij[1]] - ahead[ij[0]])) - r[ij[0]] - r[ij[1]])
+    out, axis = np.zeros(len(r)), ahead[j] - ahead[i]
+    length = np.hypot(*axis)
+    if length == 0:
+        return out, np.array([1.0, 0.0])
+    normal = axis / length
+    m_i, m_j = r[i] ** 2, r[j] ** 2
+    centre = (m_i * s[i] + m_j * s[j]) / (m_i + m_j)
+    for k in (i, j):
+        out[k] = np.dot(s[k] - centre, normal)
+    return np.round(out, decimals) + 0.0, normal
+
+
 class LanguageError(ValueError):
     """A sequence that breaks the format; the message names the token and what was expected."""
 
@@ -224,7 +251,7 @@ class PhysicsLanguage:
                  frame_displacement: bool = False, derived_positions: bool | None = None, state_steps: bool = False,
                  frame_acceleration: bool = False, contact_gap: bool = False, whole_jumps: bool = False,
                  signed_changes: bool = False, relative_steps: bool = False, relative_jumps: bool = False,
-                 relative_per_ball: bool = False, restitution_jumps: bool = False):
+                 relative_per_ball: bool = False, restitution_jumps: bool = False, normal_rel: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -264,6 +291,11 @@ class PhysicsLanguage:
         if restitution_jumps and relative_jumps:
             raise LanguageError("restitution_jumps and relative_jumps are two ways to write a collision: choose one")
         self.restitution_jumps = restitution_jumps
+        if normal_rel and not restitution_jumps:
+            raise LanguageError("normal_rel needs restitution_jumps (the factors of the relative steps it writes)")
+        if normal_rel and relative_per_ball:
+            raise LanguageError("normal_rel writes the <rel> block after <rel>: it does not go with relative_per_ball")
+        self.normal_rel = normal_rel
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -356,8 +388,8 @@ class PhysicsLanguage:
                 gap = free_flight_gap(positions[k - 1], summed_steps[k - 1], record["radii"], self.decimals)
                 out += [GAP] + self.number(gap)
                 if self.relative_steps and gap < 0:
-                    rel = relative_normal_steps(positions[k - 1], summed_steps[k - 1], record["radii"], self.decimals)
-                    out += [REL] + ([] if self.relative_per_ball else [t for value in rel.ravel() for t in self.number(value)])
+                    rel, block = self._relative(positions[k - 1], summed_steps[k - 1], record["radii"])
+                    out += [REL] + ([] if self.relative_per_ball else [t for value in block for t in self.number(value)])
                     if self.relative_jumps:  # each ball's new relative step: its change plus what the grammar takes away
                         steps = steps.copy()
                         steps[k] = np.round(steps[k] + rel, self.decimals)
@@ -377,17 +409,38 @@ class PhysicsLanguage:
             out += self.frame_tokens(visual_ids[k])
         return out
 
+    def _relative(self, positions, steps, radii) -> tuple[np.ndarray, np.ndarray]:
+        """The relative steps [N, 2] and the numbers the <rel> block writes: their x and y, or with
+        normal_rel one signed number a ball along the line of centres (the vectors are that times
+        the line's unit vector, so a line tilted by a rounding's worth changes no written token)."""
+        if self.normal_rel:
+            speeds, normal = relative_normal_speeds(positions, steps, radii, self.decimals)
+            return speeds[:, None] * normal, speeds
+        rel = relative_normal_steps(positions, steps, radii, self.decimals)
+        return rel, rel.ravel()
+
     def _restitution_frame(self, record: dict, k: int, rel: np.ndarray, positions: np.ndarray,
                            summed_steps: np.ndarray, changes: np.ndarray, used: set):
         """restitution_jumps at frame k: the numbers written there become each relative step's factor
         (where rel is not zero), and the trajectory follows the step the grammar makes of them; the
         next frame's change brings the step back to the truth (a grid unit or two)."""
         positions, summed_steps, changes = positions.copy(), summed_steps.copy(), changes.copy()
-        moving = rel != 0
         factor = np.round(self._restitution(record, k, rel, changes[k], used), self.decimals)
-        new = np.where(moving, np.round(summed_steps[k - 1] + (factor - 1) * rel, self.decimals), summed_steps[k])
+        if self.normal_rel:  # one factor a ball for its whole relative step; y writes the change beyond it
+            moving = np.repeat(np.any(rel != 0, axis=1, keepdims=True), 2, axis=1)
+            written = changes[k].copy()
+            written[:, 1] = np.round(changes[k, :, 1] - (factor[:, 0] - 1) * rel[:, 1], self.decimals)
+            written[:, 0] = factor[:, 0]
+            beyond = np.where(moving, (factor[:, :1] - 1) * rel, 0.0)
+            beyond[:, 1] += written[:, 1]
+            new = np.where(moving, np.round(summed_steps[k - 1] + beyond, self.decimals), summed_steps[k])
+            written = np.where(moving, written, changes[k])
+        else:  # a factor for each component of the relative step that is not zero
+            moving = rel != 0
+            new = np.where(moving, np.round(summed_steps[k - 1] + (factor - 1) * rel, self.decimals), summed_steps[k])
+            written = np.where(moving, factor, changes[k])
         delta = new - summed_steps[k]
-        changes[k] = np.where(moving, factor, changes[k])
+        changes[k] = written
         if k + 1 < len(changes):
             changes[k + 1] = np.round(changes[k + 1] - delta, self.decimals)
         summed_steps[k] = new
@@ -415,6 +468,9 @@ class PhysicsLanguage:
                     ratio[i] = new / old
                 return ratio
         moving = rel != 0  # no recorded collision: the grid's change, as a new relative step over the old
+        if self.normal_rel:  # along the relative step, one number a ball
+            size = np.maximum((rel**2).sum(axis=1, keepdims=True), 1e-12)
+            return np.repeat(((np.asarray(change) + rel) * rel).sum(axis=1, keepdims=True) / size, 2, axis=1)
         return np.where(moving, (np.asarray(change) + rel) / np.where(moving, rel, 1), 1.0)
 
     def _whole_jumps(self, steps: np.ndarray, grid: np.ndarray, record: dict) -> np.ndarray:
@@ -602,8 +658,8 @@ class SequenceParser:
                 gap = yield from self._exactly(free_flight_gap(last, steps, radii, lang.decimals))
                 if lang.relative_steps and gap < 0:
                     yield one[REL]
-                    rel = relative_normal_steps(last, steps, radii, lang.decimals)
-                    for value in ([] if lang.relative_per_ball else rel.ravel()):
+                    rel, block = lang._relative(last, steps, radii)
+                    for value in ([] if lang.relative_per_ball else block):
                         yield from self._exactly(value)
                     if lang.relative_jumps:  # the balls' <p> write new relative steps: the change is that less rel
                         taken = rel
@@ -618,10 +674,11 @@ class SequenceParser:
                 if lang.frame_acceleration:  # the change of the step; the step itself is summed
                     ax = (yield from self._number(lang.signed_changes)) - taken[i, 0]
                     ay = (yield from self._number(lang.signed_changes)) - taken[i, 1]
-                    if factors[i, 0]:  # restitution_jumps: the number was the factor of this relative step
-                        ax = (ax - 1) * factors[i, 0]
-                    if factors[i, 1]:
-                        ay = (ay - 1) * factors[i, 1]
+                    if lang.normal_rel and factors[i].any():  # the factor of the whole relative step, then y's change beyond it
+                        ax, ay = (ax - 1) * factors[i, 0], ay + (ax - 1) * factors[i, 1]
+                    elif not lang.normal_rel:  # restitution_jumps: each number the factor of its component, where not zero
+                        ax = (ax - 1) * factors[i, 0] if factors[i, 0] else ax
+                        ay = (ay - 1) * factors[i, 1] if factors[i, 1] else ay
                     last_dx, last_dy = self.velocities[-1][i] if self.velocities else (obj["vx"], obj["vy"])
                     dx, dy = (round(last_dx * FRAME_DT + ax, lang.decimals), round(last_dy * FRAME_DT + ay, lang.decimals))
                     speeds.append((dx / FRAME_DT, dy / FRAME_DT))

@@ -517,6 +517,43 @@ def test_restitution_jumps_write_minus_one_for_every_elastic_collision_and_keep_
 
 
 @pytest.mark.parametrize("index", [0, 3])
+def test_normal_rel_writes_one_number_a_ball_so_a_tilted_line_of_centres_writes_no_y_components(index):
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True,
+                   restitution_jumps=True, **ACCELERATION)
+    lang, split = PhysicsLanguage(CODEBOOK, K, normal_rel=True, **options), PhysicsLanguage(CODEBOOK, K, **options)
+    record, ids = record_of("collision", index), visual_ids(32)
+    completion, components = lang.completion(record, ids), split.completion(record, ids)
+    # head-on: the same trajectory, the <rel> block without its y zeros (one number a ball, not two)
+    np.testing.assert_array_equal(lang.parse(completion, 29).positions, split.parse(components, 29).positions)
+    assert len(components) - len(completion) == 2 * 5 and lang.vocab == split.vocab
+
+    def rel_block(language, rec):
+        tokens = language.completion(rec, ids)
+        at = tokens.index("<rel>")
+        return tokens[at:tokens.index("<p>", at)], tokens
+    # the second ball a thousandth higher, drifting up a thousandth a frame: the line of centres tilts
+    tilted = {**record, "positions": (np.asarray(record["positions"]) + [[0, 0], [0, 0.001]]
+                                      + np.arange(32)[:, None, None] * [[0, 0], [0, 0.001]]).tolist(),
+              "velocities": (np.asarray(record["velocities"]) + [[0, 0], [0, 0.01]]).tolist()}
+    def rel_numbers(language, rec, count):
+        block = rel_block(language, rec)[0]
+        return np.array(numbers_at(block, 1, count)[0])
+    # along the line: two numbers as head-on, within a rounding unit; as x and y, y components appear
+    np.testing.assert_allclose(rel_numbers(lang, tilted, 2), rel_numbers(lang, record, 2), atol=0.0011)
+    assert np.all(rel_numbers(split, record, 4)[1::2] == 0) and np.any(rel_numbers(split, tilted, 4)[1::2] != 0)
+    # and each ball still writes -1 for the whole of its relative step, its y change beyond it after
+    tokens = rel_block(lang, tilted)[1]
+    hit = int(np.flatnonzero(gap_values(tokens) < 0)[0])
+    np.testing.assert_array_equal(written_changes(tokens, hit), [-1.0, -1.0])
+    clip = lang.parse(tokens, 29)
+    radii = np.array([o["r"] for o in clip.objects])
+    before, after = np.asarray(clip.velocities[hit - 1]), np.asarray(clip.velocities[hit])
+    assert abs(radii**2 @ (after[:, 0] - before[:, 0])) < 0.02 * radii.max() ** 2  # momentum along x kept
+    with pytest.raises(LanguageError, match="normal_rel needs restitution_jumps"):
+        PhysicsLanguage(CODEBOOK, K, normal_rel=True, **{**options, "restitution_jumps": False})
+
+
+@pytest.mark.parametrize("index", [0, 3])
 def test_relative_per_ball_writes_each_balls_relative_step_just_before_its_own_numbers(index):
     options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True,
                    relative_jumps=True, **ACCELERATION)

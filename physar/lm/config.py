@@ -34,6 +34,7 @@ class LMConfig(YamlConfig):
     relative_jumps: bool = False  # with relative_steps: there each ball writes its new relative step, not its change
     relative_per_ball: bool = False  # with relative_steps: each ball's relative step inside its own <p>, not all after <rel>
     restitution_jumps: bool = False  # with relative_steps: there each ball writes the factor of its relative step (-1: elastic)
+    normal_rel: bool = False  # with restitution_jumps: <rel> writes one number a ball along the line of centres, one factor a ball
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
