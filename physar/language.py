@@ -184,33 +184,11 @@ def free_flight_gap(positions, steps, radii, decimals: int) -> float:
     return round(min(gaps), decimals) + 0.0  # + 0.0: no -0.0
 
 
-def relative_normal_steps(positions, steps, radii, decimals: int) -> np.ndarray:
-    """[N, 2]: each ball's step relative to the centre of mass (masses r^2) of the pair whose
-    free-flight gap is smallest, projected on the line of their centres after one more frame at
-    their steps; zero for the other balls. An elastic collision of the pair changes each step by
-    -2 times this. Inputs rounded to `decimals` places first, as in `free_flight_gap`; so is the result."""
-    p, s = (np.round(np.asarray(a, dtype=float), decimals) for a in (positions, steps))
-    r = np.round(np.asarray(radii, dtype=float), decimals)
-    ahead = p + s
-    pairs = [(i, j) for i in range(len(r)) for j in range(i + 1, len(r))]
-    i, j = min(pairs, key=lambda ij: np.hypot(*(ahead[ij[1]] - ahead[ij[0]])) - r[ij[0]] - r[ij[1]])
-    out = np.zeros_like(s)
-    axis = ahead[j] - ahead[i]
-    length = np.hypot(*axis)
-    if length == 0:
-        return out
-    normal = axis / length
-    m_i, m_j = r[i] ** 2, r[j] ** 2
-    centre = (m_i * s[i] + m_j * s[j]) / (m_i + m_j)
-    for k in (i, j):
-        out[k] = np.dot(s[k] - centre, normal) * normal
-    return np.round(out, decimals) + 0.0
-
-
-def relative_normal_speeds(positions, steps, radii, decimals: int) -> tuple[np.ndarray, np.ndarray]:
-    """`relative_normal_steps` as one signed number a ball ([N], rounded to `decimals`: its step
-    relative to the pair's centre of mass along the line of centres) and that line's unit vector
-    [2]; (zeros, (1, 0)) when the centres coincide."""
+def _relative_along_normal(positions, steps, radii, decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each ball's step relative to the centre of mass (masses r^2) of the pair whose free-flight gap
+    is smallest, along the line of their centres after one more frame at their steps ([N], zero for
+    the other balls; not rounded), and that line's unit vector ((1, 0) when the centres coincide,
+    with zeros). Inputs rounded to `decimals` places first, as in `free_flight_gap`."""
     p, s = (np.round(np.asarray(a, dtype=float), decimals) for a in (positions, steps))
     r = np.round(np.asarray(radii, dtype=float), decimals)
     ahead = p + s
@@ -225,7 +203,23 @@ def relative_normal_speeds(positions, steps, radii, decimals: int) -> tuple[np.n
     centre = (m_i * s[i] + m_j * s[j]) / (m_i + m_j)
     for k in (i, j):
         out[k] = np.dot(s[k] - centre, normal)
-    return np.round(out, decimals) + 0.0, normal
+    return out, normal
+
+
+def relative_normal_steps(positions, steps, radii, decimals: int) -> np.ndarray:
+    """[N, 2]: each ball's step relative to the centre of mass (masses r^2) of the pair whose
+    free-flight gap is smallest, projected on the line of their centres after one more frame at
+    their steps; zero for the other balls. An elastic collision of the pair changes each step by
+    -2 times this. Inputs rounded to `decimals` places first, as in `free_flight_gap`; so is the result."""
+    along, normal = _relative_along_normal(positions, steps, radii, decimals)
+    return np.round(along[:, None] * normal, decimals) + 0.0
+
+
+def relative_normal_speeds(positions, steps, radii, decimals: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same relative steps as one signed number a ball along the line of centres ([N], rounded
+    to `decimals`; normal_rel's <rel> block) and that line's unit vector [2]."""
+    along, normal = _relative_along_normal(positions, steps, radii, decimals)
+    return np.round(along, decimals) + 0.0, normal
 
 
 class LanguageError(ValueError):
@@ -412,7 +406,7 @@ class PhysicsLanguage:
     def _relative(self, positions, steps, radii) -> tuple[np.ndarray, np.ndarray]:
         """The relative steps [N, 2] and the numbers the <rel> block writes: their x and y, or with
         normal_rel one signed number a ball along the line of centres (the vectors are that times
-        the line's unit vector, so a line tilted by a rounding's worth changes no written token)."""
+        the line's unit vector, so a line tilted by a reading's rounding writes no y components)."""
         if self.normal_rel:
             speeds, normal = relative_normal_speeds(positions, steps, radii, self.decimals)
             return speeds[:, None] * normal, speeds
