@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from physar.data.generate import load_metadata
-from physar.language import MAX_INT_DIGITS, PLUS, SIGN, split_tokens, token_roles
+from physar.language import PLUS, SIGN, split_tokens, token_roles
 from physar.lm.model import load_checkpoint
 from physar.lm.sequences import clip_example, load_examples, load_token_ids, split_examples
 from physar.tokenizer.codec import weights_fingerprint
@@ -60,17 +60,17 @@ def jump_spans(lang, completion: list[str]) -> list[list[int]]:
 
 
 def relative_steps(lang, completion: list[str], span: list[int]) -> np.ndarray:
-    """Each ball's x relative step (normal_rel: along the line of centres), from the <rel> block of
-    the frame that `span` lies in."""
-    roles = token_roles(completion, lang)
-    start = max(i for i in range(span[0]) if completion[i] == "<frame>")
-    numbers, current = [], []
-    for t in (completion[i] for i in range(start, span[0]) if roles[i] == "rel"):
-        current.append(t)
-        if sum(c not in (SIGN, PLUS) for c in current) == MAX_INT_DIGITS + lang.decimals:
-            numbers.append(spelled(lang, current))
-            current = []
-    return np.array(numbers) if lang.normal_rel else np.array(numbers).reshape(-1, 2)[:, 0]  # normal_rel: one a ball
+    """Each ball's relative step (its length: along the line of centres) in the frame that `span`
+    lies in, as the grammar computes it from the sequence's own state before that frame."""
+    clip = lang.parse(completion, completion.count("<frame>"))
+    frame = completion[:span[0]].count("<frame>") - 1
+    if frame:
+        positions, steps = clip.positions[frame - 1], np.asarray(clip.velocities[frame - 1]) * FRAME_DT
+    else:
+        positions = [(o["x"], o["y"]) for o in clip.objects]
+        steps = np.array([(o["vx"], o["vy"]) for o in clip.objects]) * FRAME_DT
+    rel, _ = lang.relative(positions, steps, [o["r"] for o in clip.objects])
+    return np.hypot(*rel.T)
 
 
 def spelled(lang, tokens: list[str]) -> float:
@@ -93,7 +93,7 @@ def probe(checkpoint: str, data: str | None, limit: int) -> dict:
         offset = ids.shape[1] - len(completion)  # BOS and the prompt
         assert offset == len(prompt) + 1
         logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-        scale = np.abs(relative_steps(lang, completion, spans[0])) if lang.restitution_jumps else np.ones(2)
+        scale = relative_steps(lang, completion, spans[0]) if lang.restitution_jumps else np.ones(2)
         for ball, span in enumerate(spans):
             positions = torch.tensor([offset + i for i in span])
             true = ids[0, positions]

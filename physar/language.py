@@ -382,7 +382,7 @@ class PhysicsLanguage:
                 gap = free_flight_gap(positions[k - 1], summed_steps[k - 1], record["radii"], self.decimals)
                 out += [GAP] + self.number(gap)
                 if self.relative_steps and gap < 0:
-                    rel, block = self._relative(positions[k - 1], summed_steps[k - 1], record["radii"])
+                    rel, block = self.relative(positions[k - 1], summed_steps[k - 1], record["radii"])
                     out += [REL] + ([] if self.relative_per_ball else [t for value in block for t in self.number(value)])
                     if self.relative_jumps:  # each ball's new relative step: its change plus what the grammar takes away
                         steps = steps.copy()
@@ -403,7 +403,7 @@ class PhysicsLanguage:
             out += self.frame_tokens(visual_ids[k])
         return out
 
-    def _relative(self, positions, steps, radii) -> tuple[np.ndarray, np.ndarray]:
+    def relative(self, positions, steps, radii) -> tuple[np.ndarray, np.ndarray]:
         """The relative steps [N, 2] and the numbers the <rel> block writes: their x and y, or with
         normal_rel one signed number a ball along the line of centres (the vectors are that times
         the line's unit vector, so a line tilted by a reading's rounding writes no y components)."""
@@ -652,7 +652,7 @@ class SequenceParser:
                 gap = yield from self._exactly(free_flight_gap(last, steps, radii, lang.decimals))
                 if lang.relative_steps and gap < 0:
                     yield one[REL]
-                    rel, block = lang._relative(last, steps, radii)
+                    rel, block = lang.relative(last, steps, radii)
                     for value in ([] if lang.relative_per_ball else block):
                         yield from self._exactly(value)
                     if lang.relative_jumps:  # the balls' <p> write new relative steps: the change is that less rel

@@ -427,6 +427,23 @@ def written_changes(completion, frame):
     return np.array([numbers_at(completion, i + 1, 1)[0][0] for i in range(starts[frame], end) if completion[i] == "<p>"])
 
 
+def velocities_around(lang, completion, frame, numbers):
+    """The balls' velocities before and after the `frame`-th generated frame when each ball's <p>
+    there writes its pair of `numbers` (the grammar writes the positions)."""
+    first = completion.index("<p>", [i for i, t in enumerate(completion) if t == "<frame>"][frame])
+    parser = SequenceParser(lang, 29)
+    for position, token in enumerate(completion[:first]):
+        parser.feed(token, position)
+    for pair in numbers:
+        parser.feed("<p>")
+        for value in pair:
+            for token in lang.number(value, plus=True):
+                parser.feed(token)
+        while parser.allowed() != lang.expect["one"]["<p>"] and parser.allowed() != lang.expect["visual"]:
+            parser.feed(next(iter(parser.allowed())))
+    return np.array(parser.velocities[-2]), np.array(parser.velocities[-1])
+
+
 @pytest.mark.parametrize("index", [0, 3, 7])
 def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory(index):
     options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, relative_steps=True, **ACCELERATION)
@@ -447,20 +464,8 @@ def test_relative_jumps_write_the_reversed_relative_step_and_keep_the_trajectory
     for frame in (hit - 1, hit + 1):
         np.testing.assert_array_equal(written_changes(completion, frame), written_changes(plain, frame))
     # a miss: writing rel itself leaves the balls' steps as they were
-    at = [i for i, t in enumerate(completion) if t == "<frame>"][hit]
-    parser = SequenceParser(lang, 29)
-    for position, token in enumerate(completion[:at]):
-        parser.feed(token, position)
-    for token in completion[at:completion.index("<p>", at)]:
-        parser.feed(token)
-    for ball in range(2):
-        parser.feed("<p>")
-        for value in rel[ball]:
-            for token in lang.number(value, plus=True):
-                parser.feed(token)
-        while parser.allowed() != lang.expect["one"]["<p>"] and parser.allowed() != lang.expect["visual"]:
-            parser.feed(next(iter(parser.allowed())))  # the grammar's positions
-    np.testing.assert_allclose(parser.velocities[-1], parser.velocities[-2], atol=1e-9)
+    before, after = velocities_around(lang, completion, hit, rel)
+    np.testing.assert_allclose(after, before, atol=1e-9)
     with pytest.raises(LanguageError, match="relative_jumps needs relative_steps"):
         PhysicsLanguage(CODEBOOK, K, relative_jumps=True, contact_gap=True, **ACCELERATION)
 
@@ -489,17 +494,7 @@ def test_restitution_jumps_write_minus_one_for_every_elastic_collision_and_keep_
 
     def velocities_after(factor):
         """The steps the grammar makes of `factor` written by both balls at the collision."""
-        parser = SequenceParser(lang, 29)
-        for position, token in enumerate(completion[:first]):
-            parser.feed(token, position)
-        for ball in range(2):
-            parser.feed("<p>")
-            for value in (factor, 0.0):
-                for token in lang.number(value, plus=True):
-                    parser.feed(token)
-            while parser.allowed() != lang.expect["one"]["<p>"] and parser.allowed() != lang.expect["visual"]:
-                parser.feed(next(iter(parser.allowed())))  # the grammar's positions
-        return np.array(parser.velocities[-2]), np.array(parser.velocities[-1])
+        return velocities_around(lang, completion, hit, [(factor, 0.0)] * 2)
 
     before, after = velocities_after(1.0)  # a miss: the steps as they were
     np.testing.assert_allclose(after, before, atol=1e-9)
