@@ -39,8 +39,10 @@ def main() -> None:
     ids = model.encode(frames)
     count = lambda m: sum(p.numel() for p in m.parameters()) / 1e6
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"tokenizer: {cfg.resolution} px, {cfg.num_tokens} tokens/frame, codebook {cfg.codebook_size}; parameters "
-          f"encoder {count(model.encoder):.2f} M, diffusion decoder {count(model.decoder):.2f} M, "
+    fine = f" ({cfg.fine_tokens} fine, FSQ {cfg.fine_fsq_levels})" if cfg.fine_tokens else ""
+    fine_encoder = f", fine encoder {count(model.fine_encoder):.2f} M" if cfg.fine_tokens else ""
+    print(f"tokenizer: {cfg.resolution} px, {cfg.num_tokens} tokens/frame{fine}, codebook {cfg.codebook_size}; parameters "
+          f"encoder {count(model.encoder):.2f} M{fine_encoder}, diffusion decoder {count(model.decoder):.2f} M, "
           f"renderer {count(model.renderer):.2f} M\n")
     print("| operation | frames/s | one 32-frame clip (s) |")
     print("|---|---:|---:|")

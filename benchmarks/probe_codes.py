@@ -102,7 +102,7 @@ def main() -> None:
     with torch.no_grad():
         probed = probe(test_codes.flatten(1)).numpy()
     originals = bank.frames.numpy()[test]
-    rendered = decode_clip(model, model.fsq.codes_to_ids(test_codes))
+    rendered = decode_clip(model, model.codes_to_ids(test_codes))
 
     print(f"{args.checkpoint}: {int(train.sum())} training frames, {int(test.sum())} test frames (other clips), "
           f"red ball wholly in view; errors against the simulator's state, in pixels\n")

@@ -216,7 +216,11 @@ def test_save_and_load_round_trip_and_mismatch(tmp_path):
     ({"nested_dropout": 1.5}, "nested_dropout"), ({"learning_rate": -1.0}, "learning_rate"),
     ({"unet_cross_attention_levels": 5}, "unet_cross_attention_levels"), ({"colour": 1}, "unknown key colour"),
     ({"parser_loss_weight": -0.1}, "parser_loss_weight"), ({"parser_loss_sharpness": 0}, "parser_loss_sharpness"),
-    ({"coordinate_periods": [8, 2]}, "coordinate_periods"),
+    ({"coordinate_periods": [8, 2]}, "coordinate_periods"), ({"fine_tokens": 4}, "fine_tokens"),
+    ({"fine_tokens": 1, "fine_fsq_levels": [64, 64]}, "fine_fsq_levels"), ({"frozen": ["encoder"]}, "frozen"),
+    ({"frozen": ["everything"]}, "unknown part"), ({"renderer_sees_fine": False}, "renderer_sees_fine"),
+    ({"num_tokens": 5, "fine_tokens": 1, "fine_fsq_levels": [8, 6], "fine_encoder": "keypoints"}, "fine_encoder"),
+    ({"refiner_channels": 8}, "refiner_channels"),
 ])
 def test_bad_config_is_one_line_error(tmp_path, change, needle):
     import yaml
@@ -312,6 +316,136 @@ def test_init_with_other_fsq_levels_keeps_the_trunks_and_starts_the_code_layers_
             assert torch.equal(weight, source[name]), name
     ids = model.encode(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))
     assert ids.shape == (2, tiny().num_tokens) and int(ids.max()) < 4096
+
+
+def test_fine_tokens_come_from_their_own_finer_quantizer_and_round_trip(tmp_path):
+    """Fine tokens: the lowest indices come from a second encoder whose FSQ has fewer, finer
+    dimensions and the same number of ids; ids, codes and files round-trip through both quantizers."""
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny(num_tokens=6, fine_tokens=2, fine_fsq_levels=[8, 6])).eval()
+    assert model.fine_fsq.dim == 2 and model.fsq.dim == 3 and model.fine_fsq.codebook_size == 48
+    frames = torch.randint(0, 256, (5, 32, 32, 3), dtype=torch.uint8)
+    codes = model.quantize(model.to_model_range(frames))
+    assert codes.shape == (5, 6, 3) and torch.all(codes[:, :2, 2] == 0)  # fine codes padded to the coarse width
+    ids = model.encode(frames)
+    assert ids.shape == (5, 6) and int(ids.min()) >= 0 and int(ids.max()) < 48
+    assert torch.equal(model.codes_to_ids(model.ids_to_codes(ids)), ids)
+    every = torch.arange(48)[:, None].expand(48, 6)  # every id at every position
+    assert torch.equal(model.codes_to_ids(model.ids_to_codes(every)), every)
+    # a fine dimension has 8 levels where a coarse one has 4: a smaller step
+    fine_steps = model.ids_to_codes(every)[:, 0, 0].unique()
+    coarse_steps = model.ids_to_codes(every)[:, 2, 0].unique()
+    assert len(fine_steps) == 8 and len(coarse_steps) == 4
+    assert model.decode(ids).shape == (5, 32, 32, 3)
+    with pytest.raises(ValueError, match="6 token ids"):
+        model.decode(ids[:, :4])
+    model.save_pretrained(tmp_path / "ck")
+    assert torch.equal(DDTTokenizer.from_pretrained(tmp_path / "ck").encode(frames), ids)
+
+
+def test_init_grows_fine_tokens_and_a_frozen_coarse_encoder_keeps_the_checkpoints_ids(data32, trained, tmp_path):
+    """--init from a checkpoint without fine tokens, the coarse encoder frozen: the coarse ids are the
+    checkpoint's before and after training (so an LM's token files stay valid), the fine encoder starts
+    from the checkpoint's trunk and trains, and the fine tokens' global-conditioning columns start at zero."""
+    from physar.tokenizer.codec import load_tokenizer
+    from physar.tokenizer.train import _load_initial_weights
+
+    source = load_tokenizer(trained)
+    cfg = tiny(steps=3, num_tokens=6, fine_tokens=2, fine_fsq_levels=[8, 6], frozen=["encoder"],
+               coordinate_periods=[8])
+    torch.manual_seed(0)
+    grown = DDTTokenizer(cfg).eval()
+    _load_initial_weights(grown, trained)
+    frames = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    assert torch.equal(grown.encode(frames)[:, 2:], source.encode(frames))
+    src, new = source.state_dict(), grown.state_dict()
+    trunk = "encoder.transformer.layers.0.linear1.weight"
+    assert torch.equal(new["fine_" + trunk], src[trunk]) and torch.equal(new["token_pos"][2:], src["token_pos"])
+    columns = new["renderer.class_embedding.linear_1.weight"]
+    assert torch.all(columns[:, :2 * cfg.context_dim] == 0)
+    assert torch.equal(columns[:, 2 * cfg.context_dim:], src["renderer.class_embedding.linear_1.weight"])
+
+    train(cfg, [data32 / "uniform"], tmp_path / "fine", init=trained, progress=False)
+    tuned = DDTTokenizer.from_pretrained(tmp_path / "fine" / "checkpoint")
+    assert torch.equal(tuned.encode(frames)[:, 2:], source.encode(frames))
+    assert all(torch.equal(v, src[k]) for k, v in tuned.encoder.state_dict(prefix="encoder.").items()
+               if "stem.0" not in k)  # the frozen encoder (its first convolution grew by zero columns)
+    assert not torch.equal(tuned.state_dict()["fine_" + trunk], src[trunk])
+    with pytest.raises(TrainingError, match="num_tokens"):  # the coarse tokens must be the checkpoint's
+        _load_initial_weights(DDTTokenizer(tiny(num_tokens=6, fine_tokens=1, fine_fsq_levels=[8, 6])), trained)
+
+
+def test_keypoint_digits_hold_a_position_to_a_grid_step_and_pass_the_gradient():
+    from physar.tokenizer.keypoints import keypoint_digits, keypoints_from_digits
+
+    points = (torch.rand(50, 2, 2, generator=torch.Generator().manual_seed(0)) * 63).requires_grad_()
+    hi, lo = keypoint_digits(points, 64, 64)
+    assert hi.min() >= 0 and hi.max() <= 63 and lo.min() >= 0 and lo.max() <= 63
+    assert torch.equal(hi, hi.round()) and torch.allclose(lo, lo.round())
+    decoded = keypoints_from_digits(hi, lo, 64, 64)
+    step = 63 / (64 * 64 - 1)
+    assert (decoded - points).abs().max() <= step / 2 + 1e-5
+    decoded.sum().backward()
+    assert torch.allclose(points.grad, torch.ones_like(points))
+
+
+def test_keypoint_encoder_is_a_soft_argmax_and_distance_maps_measure_pixels():
+    from physar.tokenizer.keypoints import KeypointEncoder, distance_maps
+
+    encoder = KeypointEncoder(1, 1)
+    encoder.scores = torch.nn.Identity()  # score = the input map itself
+    scores = torch.full((1, 1, 16, 16), -50.0)
+    scores[0, 0, 4, 10] = scores[0, 0, 5, 10] = 0.0  # two pixels in column 10, rows 4 and 5
+    assert torch.allclose(encoder(scores), torch.tensor([[[10.0, 4.5]]]), atol=1e-4)
+    d = distance_maps(torch.tensor([[[10.0, 4.5]]]), 16)
+    assert d.shape == (1, 1, 16, 16) and d[0, 0, 4, 10] == pytest.approx(0.5) and d[0, 0, 0, 13] == pytest.approx(5.408, abs=1e-3)
+
+
+def test_keypoint_loss_pulls_keypoint_p_to_the_ball_of_palette_colour_p():
+    from physar.tokenizer.keypoints import keypoint_loss
+
+    frame = render_frames(np.array([[[3.0, 4.0], [7.0, 6.0]]]), np.array([1.2, 0.8]),
+                          np.array([[255, 0, 0], [0, 0, 255]]), 32)
+    x = DDTTokenizer.to_model_range(torch.from_numpy(frame))
+    right = torch.tensor(np.array([[world_to_pixel(3.0, 4.0, 32), world_to_pixel(7.0, 6.0, 32)]]), dtype=torch.float32)
+    assert keypoint_loss(right, x).item() < 0.05  # the soft parser's centres: within about 0.3 px at 32 px
+    assert keypoint_loss(right.flip(1), x).item() > 5  # swapped: 12 and 6 px off, linear (Huber) beyond 1 px
+    one_ball = DDTTokenizer.to_model_range(torch.from_numpy(render_frames(
+        np.array([[[3.0, 4.0]]]), np.array([1.2]), np.array([[255, 0, 0]]), 32)))
+    far = right.clone()
+    far[0, 1] = torch.tensor([0.0, 0.0])  # no blue ball: its keypoint is free
+    assert keypoint_loss(far, one_ball).item() < 0.05
+
+
+def test_keypoint_fine_tokens_round_trip_and_the_refiner_starts_at_zero():
+    """Keypoint fine tokens: the ids hold the encoder's keypoints to the grid step (read back through
+    the codes), in index order lo then hi (so the LM writes hi first), and a fresh refiner leaves the
+    renderer's frame as it is."""
+    torch.manual_seed(0)
+    cfg = tiny(num_tokens=8, fine_tokens=4, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints",
+               refiner_channels=8, renderer_sees_fine=False, keypoint_loss_weight=1.0)
+    model = DDTTokenizer(cfg).eval()
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    x = model.to_model_range(frames)
+    assert "keypoint" in model.loss(x, generator=torch.Generator().manual_seed(0))[1]
+    with torch.no_grad():
+        points = model.fine_encoder(model._unet_input(x))
+        ids = model.encode(frames)
+        read, known = model.keypoints(model.ids_to_codes(ids), torch.ones(3, 8, dtype=torch.bool))
+    assert ids.shape == (3, 8) and known.all()
+    assert (read - points).abs().max() <= 31 / 63 / 2 + 1e-4
+    digits = model.fine_fsq.ids_to_digits(ids[:, :4])  # [3, 4, 2]: lo of both keypoints, then hi
+    assert torch.allclose(read, (digits[:, 2:] * 8 + digits[:, :2]).float() * 31 / 63)
+    # hidden lo tokens read as their middle level; a hidden hi token leaves its keypoint unknown
+    kept = torch.ones(3, 8, dtype=torch.bool)
+    kept[:, :2] = False
+    coarse_read, known = model.keypoints(model.ids_to_codes(ids), kept)
+    assert known.all() and (coarse_read - points).abs().max() <= 31 / 7 / 2 + 1e-4
+    kept[:, 2] = False
+    assert model.keypoints(model.ids_to_codes(ids), kept)[1].tolist() == [[False, True]] * 3
+    refined = model.decode(ids)
+    model.config.refiner_channels = 0  # the same model without the refiner's step
+    assert torch.equal(model.decode(ids), refined)
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

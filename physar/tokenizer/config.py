@@ -8,12 +8,30 @@ from physar.config_file import YamlConfig
 from physar.errors import ConfigError
 
 
+# the parts of the model a config may freeze (model.py attribute names)
+FROZEN_PARTS = ("encoder", "code_in", "token_pos", "context_norm", "null_token", "decoder", "renderer")
+
+
 @dataclass
 class TokenizerConfig(YamlConfig):
     # frames and tokens
     resolution: int = 64
-    num_tokens: int = 8  # K tokens per frame
+    num_tokens: int = 8  # K tokens per frame, fine ones included
     fsq_levels: list[int] = field(default_factory=lambda: [8, 8, 8, 8])  # codebook = prod = 4096
+    # fine tokens: the finest `fine_tokens` indices (0 .. M-1) come from a second encoder whose FSQ has
+    # fewer, finer dimensions (the same number of ids, so one vocabulary serves both); the other
+    # K - M are the coarse encoder's (model.py, "Fine tokens")
+    fine_tokens: int = 0
+    fine_fsq_levels: list[int] = field(default_factory=lambda: [64, 64])
+    # "transformer": the fine tokens come from a FrameEncoder with their own FSQ; "keypoints": from P = fine_tokens / 2
+    # keypoints (a spatial soft-argmax), each written as a hi and a lo token of fine_fsq_levels [L, L] (keypoints.py)
+    fine_encoder: str = "transformer"
+    keypoint_loss_weight: float = 0.0  # keypoint p toward the centre of palette colour p's ball (keypoints.py)
+    # > 0: a convolutional refiner of this width corrects the renderer's frame, reading each keypoint's distance map
+    refiner_channels: int = 0
+    # parts that keep their (--init) weights: any of FROZEN_PARTS; "encoder" keeps the coarse ids of the checkpoint
+    frozen: list[str] = field(default_factory=list)
+    renderer_sees_fine: bool = True  # False: the renderer draws from the coarse tokens; the fine ones reach the refiner
     # encoder: conv stem to an 8x8 grid, then a transformer over [patches; K queries]
     encoder_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     encoder_dim: int = 128
@@ -50,10 +68,11 @@ class TokenizerConfig(YamlConfig):
 
     @property
     def codebook_size(self) -> int:
-        n = 1
-        for level in self.fsq_levels:
-            n *= level
-        return n
+        return _product(self.fsq_levels)
+
+    @property
+    def coarse_tokens(self) -> int:
+        return self.num_tokens - self.fine_tokens
 
     def __post_init__(self):
         def bad(key, why):
@@ -65,6 +84,29 @@ class TokenizerConfig(YamlConfig):
             bad("num_tokens", f"must be >= 1, got {self.num_tokens}")
         if not self.fsq_levels or any(int(x) < 2 for x in self.fsq_levels):
             bad("fsq_levels", f"each level must be >= 2, got {self.fsq_levels}")
+        if not 0 <= self.fine_tokens < self.num_tokens:
+            bad("fine_tokens", f"must be in 0..num_tokens - 1 ({self.num_tokens - 1}), got {self.fine_tokens}")
+        if self.fine_tokens:
+            if not self.fine_fsq_levels or any(int(x) < 2 for x in self.fine_fsq_levels):
+                bad("fine_fsq_levels", f"each level must be >= 2, got {self.fine_fsq_levels}")
+            if _product(self.fine_fsq_levels) != self.codebook_size:
+                bad("fine_fsq_levels", f"must make as many ids as fsq_levels ({self.codebook_size}), so one vocabulary "
+                                       f"serves both, got {_product(self.fine_fsq_levels)}")
+            if self.fine_encoder not in ("transformer", "keypoints"):
+                bad("fine_encoder", f"must be 'transformer' or 'keypoints', got {self.fine_encoder!r}")
+            if self.fine_encoder == "keypoints" and (self.fine_tokens % 2 or len(self.fine_fsq_levels) != 2
+                                                     or self.fine_fsq_levels[0] != self.fine_fsq_levels[1]):
+                bad("fine_encoder", "keypoints need an even fine_tokens (a hi and a lo token a keypoint) and "
+                                    f"fine_fsq_levels [L, L], got {self.fine_tokens} and {self.fine_fsq_levels}")
+        elif "encoder" in self.frozen:
+            bad("frozen", "freezing the only encoder leaves nothing to learn the tokens: set fine_tokens too")
+        unknown = [f for f in self.frozen if f not in FROZEN_PARTS]
+        if unknown:
+            bad("frozen", f"unknown part {unknown[0]!r}; choose from {', '.join(FROZEN_PARTS)}")
+        if not self.renderer_sees_fine and not self.refiner_channels:
+            bad("renderer_sees_fine", "false needs a refiner (refiner_channels), the fine tokens' only way in")
+        if self.refiner_channels < 0 or self.refiner_channels and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+            bad("refiner_channels", "a refiner reads keypoints: set fine_tokens and fine_encoder: keypoints")
         if len(self.encoder_channels) < 1 or self.resolution % 2 ** len(self.encoder_channels):
             bad("encoder_channels", "the stem halves the frame once per entry; the resolution must divide")
         if not 0 < self.unet_cross_attention_levels <= len(self.unet_channels):
@@ -78,9 +120,18 @@ class TokenizerConfig(YamlConfig):
         if any(float(p) <= 2 for p in self.coordinate_periods):
             bad("coordinate_periods", f"each period must be more than 2 pixels (at 2, sin is 0 at every pixel), "
                                       f"got {self.coordinate_periods}")
+        if self.keypoint_loss_weight < 0:
+            bad("keypoint_loss_weight", f"must be >= 0, got {self.keypoint_loss_weight}")
         if self.parser_loss_weight < 0:
             bad("parser_loss_weight", f"must be >= 0, got {self.parser_loss_weight}")
         if self.parser_loss_sharpness <= 0:
             bad("parser_loss_sharpness", f"must be positive, got {self.parser_loss_sharpness}")
         if self.learning_rate <= 0:
             bad("learning_rate", f"must be positive, got {self.learning_rate}")
+
+
+def _product(levels: list[int]) -> int:
+    n = 1
+    for level in levels:
+        n *= int(level)
+    return n

@@ -13,6 +13,22 @@
 Both UNets also get two coordinate channels, so they know where each pixel is (placing a ball
 to a fraction of a pixel is the whole job here), and the visible tokens, flattened, through
 their timestep embedding.
+
+Fine tokens (`fine_tokens` M > 0): the finest indices 0 .. M-1 come from a second encoder whose
+FSQ has fewer, finer dimensions (`fine_fsq_levels`, e.g. [64, 64]: the same 4096 ids as
+[8, 8, 8, 8], so the LM's vocabulary serves both). With 8 levels a code dimension steps a large
+fraction of the frame, so a coordinate to a tenth of a pixel has to be written like digits across
+dimensions, which the coarse encoder never learned (its codes hold a ball to about 0.4 px,
+checkpoints/ddt_cpu_v2/README.md). The second encoder is a FrameEncoder (`fine_encoder:
+transformer`) or keypoints (`keypoints`: a spatial soft-argmax, each keypoint a hi and a lo token,
+keypoints.py). With `frozen: [encoder]` the coarse encoder keeps its weights, so a tokenizer grown
+from a shipped one (`--init`) writes the same coarse ids as it and the LM's sequences keep their
+coarse tokens; the fine ones come last in the LM's order (coarse to fine).
+
+Refiner (`refiner_channels` > 0, with keypoints): a small UNet corrects the renderer's frame,
+reading each keypoint's distance map. With `renderer_sees_fine: false` the renderer draws from the
+coarse tokens alone, so a frozen renderer draws exactly what the checkpoint drew, and the refiner
+moves the balls to where the keypoints say.
 """
 
 from __future__ import annotations
@@ -27,6 +43,8 @@ from torch import nn
 from physar.tokenizer.config import TokenizerConfig
 from physar.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
+from physar.tokenizer.keypoints import (KeypointEncoder, distance_maps, keypoint_digits, keypoint_loss,
+                                       keypoints_from_digits)
 from physar.tokenizer.parser_loss import parser_loss
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
@@ -61,9 +79,9 @@ def coordinate_channel_count(cfg: TokenizerConfig) -> int:
 
 
 class FrameEncoder(nn.Module):
-    """Frame [B, 3, H, W] in [-1, 1] -> K continuous code vectors [B, K, code_dim]."""
+    """Frame [B, 3, H, W] in [-1, 1] -> `num_queries` continuous code vectors [B, num_queries, code_dim]."""
 
-    def __init__(self, cfg: TokenizerConfig, code_dim: int):
+    def __init__(self, cfg: TokenizerConfig, code_dim: int, num_queries: int):
         super().__init__()
         layers, channels = [], 3 + coordinate_channel_count(cfg)  # RGB + coordinates
         for c in cfg.encoder_channels:
@@ -75,13 +93,13 @@ class FrameEncoder(nn.Module):
         self.periods = tuple(cfg.coordinate_periods)
         grid = cfg.resolution // 2 ** len(cfg.encoder_channels)
         self.patch_pos = nn.Parameter(torch.randn(grid * grid, cfg.encoder_dim) * 0.02)
-        self.queries = nn.Parameter(torch.randn(cfg.num_tokens, cfg.encoder_dim) * 0.02)
+        self.queries = nn.Parameter(torch.randn(num_queries, cfg.encoder_dim) * 0.02)
         # Each query also starts from a linear read of the whole feature map. Learned queries alone
         # average 64 mostly-background patches: their outputs barely depend on the frame at
         # initialisation, FSQ rounds that away, and the codes collapse to one id per position
         # (measured: 1 distinct id over 240 frames after 500 steps).
         self.map_reduce = nn.Conv2d(cfg.encoder_dim, 16, 1)
-        self.map_to_queries = nn.Linear(16 * grid * grid, cfg.num_tokens * cfg.encoder_dim)
+        self.map_to_queries = nn.Linear(16 * grid * grid, num_queries * cfg.encoder_dim)
         block = nn.TransformerEncoderLayer(cfg.encoder_dim, cfg.encoder_heads, 4 * cfg.encoder_dim, dropout=0.0,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.transformer = nn.TransformerEncoder(block, cfg.encoder_layers, enable_nested_tensor=False)
@@ -121,8 +139,18 @@ class DDTTokenizer(nn.Module):
         super().__init__()
         self.config = config
         self.fsq = FSQ(list(config.fsq_levels))
-        self.encoder = FrameEncoder(config, self.fsq.dim)
+        self.encoder = FrameEncoder(config, self.fsq.dim, config.coarse_tokens)
         self.code_in = nn.Linear(self.fsq.dim, config.context_dim)
+        self.fine_fsq = FSQ(list(config.fine_fsq_levels)) if config.fine_tokens else None
+        if config.fine_tokens and config.fine_encoder == "keypoints":
+            self.fine_encoder = KeypointEncoder(3 + coordinate_channel_count(config), config.fine_tokens // 2)
+        elif config.fine_tokens:
+            self.fine_encoder = FrameEncoder(config, self.fine_fsq.dim, config.fine_tokens)
+        if config.fine_tokens:
+            # two layers: a LayerNorm after one linear map of a 2-d code would keep only its direction
+            self.fine_code_in = nn.Sequential(nn.Linear(self.fine_fsq.dim, config.context_dim), nn.SiLU(),
+                                              nn.Linear(config.context_dim, config.context_dim))
+        self.code_dim = max(self.fsq.dim, self.fine_fsq.dim if self.fine_fsq is not None else 0)
         self.token_pos = nn.Parameter(torch.randn(config.num_tokens, config.context_dim) * 0.02)
         self.context_norm = nn.LayerNorm(config.context_dim)
         self.null_token = nn.Parameter(torch.randn(1, 1, config.context_dim) * 0.02)
@@ -130,6 +158,20 @@ class DDTTokenizer(nn.Module):
         self.renderer = _unet(config)
         from diffusers import DDPMScheduler
 
+        if config.refiner_channels:
+            # a small UNet: it must see a whole ball (radius up to ~10 px) to tell where its edge belongs;
+            # five plain 3x3 convolutions (11 px across) moved the centre error only from 0.45 to 0.43 px
+            from diffusers import UNet2DModel
+
+            c = config.refiner_channels
+            self.refiner = UNet2DModel(
+                sample_size=config.resolution, in_channels=3 + config.fine_tokens // 2 + coordinate_channel_count(config),
+                out_channels=3, block_out_channels=(c, 2 * c, 2 * c), layers_per_block=1, norm_num_groups=8,
+                down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3)
+            nn.init.zeros_(self.refiner.conv_out.weight)  # no change at first: the renderer's frame as it is
+            nn.init.zeros_(self.refiner.conv_out.bias)
+        for name in config.frozen:  # a module or a parameter: both take requires_grad_
+            getattr(self, name).requires_grad_(False)
         self.noise_scheduler = DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
                                              beta_schedule=config.beta_schedule, prediction_type=config.prediction_type)
 
@@ -153,9 +195,62 @@ class DDTTokenizer(nn.Module):
             raise ValueError(f"expected frames [B, 3, {size}, {size}], got {tuple(frames.shape)}")
 
     def quantize(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames [B, 3, H, W] in [-1, 1] -> codes [B, K, d] (straight-through)."""
+        """Frames [B, 3, H, W] in [-1, 1] -> codes [B, K, d] (straight-through); fine tokens' codes
+        (the first M rows) have fewer dimensions and are padded with zeros to d = `code_dim`."""
+        return self._quantize(frames)[0]
+
+    def _quantize(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(codes, the fine encoder's outputs before FSQ bounds them (keypoints: the keypoints in
+        pixels), or None)."""
         self._check_frames(frames)
-        return self.fsq(self.encoder(frames))
+        coarse = self.fsq(self.encoder(frames))
+        if self.fine_fsq is None:
+            return coarse, None
+        if self.config.fine_encoder == "keypoints":
+            size, levels = self.config.resolution, self.config.fine_fsq_levels[0]
+            points = self.fine_encoder(self._unet_input(frames))
+            hi, lo = keypoint_digits(points, size, levels)
+            half = levels // 2
+            return self._join((torch.cat([lo, hi], 1) - half) / half, coarse), points
+        fine = self.fine_encoder(frames)
+        return self._join(self.fine_fsq(fine), coarse), fine
+
+    def keypoints(self, codes: torch.Tensor, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints [B, P, 2] in pixels read back from the fine codes (a hidden lo token reads as
+        its middle level), and [B, P] whether each is known (its hi token visible)."""
+        p, levels = self.config.fine_tokens // 2, self.config.fine_fsq_levels[0]
+        half = levels // 2
+        digits = codes[:, :2 * p, :2] * half + half
+        lo = torch.where(kept[:, :p, None], digits[:, :p], torch.full_like(digits[:, :p], half))
+        return keypoints_from_digits(digits[:, p:], lo, self.config.resolution, levels), kept[:, p:2 * p]
+
+    def _join(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        pad = lambda c: F.pad(c, (0, self.code_dim - c.shape[-1]))  # noqa: E731
+        return torch.cat([pad(fine), pad(coarse)], 1)
+
+    def codes_to_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, d] -> token ids [B, K] (index order)."""
+        if self.fine_fsq is None:
+            return self.fsq.codes_to_ids(codes)
+        m = self.config.fine_tokens
+        return torch.cat([self.fine_fsq.codes_to_ids(codes[:, :m, :self.fine_fsq.dim]),
+                          self.fsq.codes_to_ids(codes[:, m:, :self.fsq.dim])], 1)
+
+    def ids_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, K] (index order) -> codes [B, K, d]."""
+        if ids.shape[-1] != self.config.num_tokens:
+            raise ValueError(f"expected {self.config.num_tokens} token ids a frame, got {ids.shape[-1]}")
+        if self.fine_fsq is None:
+            return self.fsq.ids_to_codes(ids)
+        m = self.config.fine_tokens
+        return self._join(self.fine_fsq.ids_to_codes(ids[:, :m]), self.fsq.ids_to_codes(ids[:, m:]))
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, d] -> [B, K, C], each quantizer's rows through its own projection."""
+        if self.fine_fsq is None:
+            return self.code_in(codes)
+        m = self.config.fine_tokens
+        return torch.cat([self.fine_code_in(codes[:, :m, :self.fine_fsq.dim]), self.code_in(codes[:, m:, :self.fsq.dim])], 1)
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -163,13 +258,13 @@ class DDTTokenizer(nn.Module):
         CPU, index order (0 = finest)."""
         if frames.dtype == torch.uint8:
             frames = self.to_model_range(frames)
-        return self.fsq.codes_to_ids(self.quantize(frames.to(self.null_token.device))).cpu()
+        return self.codes_to_ids(self.quantize(frames.to(self.null_token.device))).cpu()
 
     def context(self, codes: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-attention inputs: [B, 1 + K, C] embeddings (null token first; hidden tokens zeroed)
         and the [B, 1 + K] attention mask."""
         b = codes.shape[0]
-        tokens = self.context_norm(self.code_in(codes) + self.token_pos) * visible[..., None]
+        tokens = self.context_norm(self.embed_codes(codes) + self.token_pos) * visible[..., None]
         states = torch.cat([self.null_token.expand(b, -1, -1), tokens], 1)
         mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=codes.device), visible], 1)
         return states, mask
@@ -192,12 +287,23 @@ class DDTTokenizer(nn.Module):
 
     def render(self, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
         """One deterministic step: codes [B, K, d] -> frames [B, 3, H, W] in [-1, 1]."""
-        b, size = codes.shape[0], self.config.resolution
-        states, mask = self.context(codes, kept)
+        cfg, b, size = self.config, codes.shape[0], self.config.resolution
+        seen = kept
+        if not cfg.renderer_sees_fine:
+            seen = kept.clone()
+            seen[:, :cfg.fine_tokens] = False
+        states, mask = self.context(codes, seen)
         blank = torch.zeros(b, 3, size, size, device=codes.device)
-        t = torch.full((b,), self.config.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
-        return self.renderer(self._unet_input(blank), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
-                             class_labels=self._global(states)).sample
+        t = torch.full((b,), cfg.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
+        frames = self.renderer(self._unet_input(blank), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
+                               class_labels=self._global(states)).sample
+        if cfg.refiner_channels:
+            points, known = self.keypoints(codes, kept)
+            distance = torch.where(known[..., None, None], distance_maps(points, size), torch.full_like(frames[:, :1], size))
+            coordinates = coordinate_channels(b, size, frames.device, cfg.coordinate_periods)
+            zero = torch.zeros(b, dtype=torch.long, device=frames.device)
+            frames = frames + self.refiner(torch.cat([frames, distance / 8.0, coordinates], 1), zero).sample
+        return frames
 
     def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
         n = self.config.num_tokens if num_kept is None else num_kept
@@ -214,7 +320,7 @@ class DDTTokenizer(nn.Module):
         diffusion decoder, the visible tokens recomputed from k(t) at every step. `num_tokens`
         keeps only the first n tokens in the LM's order (coarse first).
         """
-        codes = self.fsq.ids_to_codes(ids.long().cpu()).to(self.null_token.device)
+        codes = self.ids_to_codes(ids.long().cpu()).to(self.null_token.device)
         kept = self.kept_mask(num_tokens, ids.shape[0], codes.device)
         if steps == 0:
             return self.to_uint8(self.render(codes, kept)).cpu()
@@ -243,7 +349,7 @@ class DDTTokenizer(nn.Module):
         nested dropout keeps only its first n tokens in LM order (n uniform in 1..K).
         """
         cfg, b, device = self.config, frames.shape[0], frames.device
-        codes = self.quantize(frames)
+        codes, fine = self._quantize(frames)
         u = torch.rand(b, generator=generator).to(device)
         n = torch.randint(1, cfg.num_tokens + 1, (b,), generator=generator).to(device)
         n = torch.where(u < cfg.nested_dropout, n, torch.full_like(n, cfg.num_tokens))
@@ -267,6 +373,15 @@ class DDTTokenizer(nn.Module):
             parser = parser_loss(rendered[full], frames[full], cfg.parser_loss_sharpness)
             loss = loss + cfg.parser_loss_weight * parser
             logs["parser"] = parser.item()
+        if fine is not None and cfg.fine_encoder == "keypoints":
+            if cfg.keypoint_loss_weight > 0:
+                keypoint = keypoint_loss(fine, frames)
+                loss = loss + cfg.keypoint_loss_weight * keypoint
+                logs["keypoint"] = keypoint.item()
+        elif fine is not None:  # keep the fine codes where tanh still passes a gradient (64 levels saturate)
+            saturation = F.relu(fine.abs() - 2.0).pow(2).mean()
+            loss = loss + saturation
+            logs["fine_saturation"] = saturation.item()
         with torch.no_grad():
             mse_full = F.mse_loss(rendered[full], frames[full]).item() if full.any() else float("nan")
         return loss, {"loss": loss.item(), "diffusion": diffusion.item(), "render": render.item(),

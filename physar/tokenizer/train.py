@@ -98,31 +98,50 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 
 
 def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
-    """Start from a checkpoint of the same architecture, with two exceptions. It may have fewer
-    coordinate periods (its periods a prefix of the config's): the input convolutions' weights for
-    the new channels start at zero, so the model starts as exactly the checkpoint and learns to use
-    them. And it may have other FSQ levels: the two layers that touch the codes (the encoder's last
-    linear, `code_in`) start fresh when their shapes differ, the encoder's trunk and both UNets
-    are the checkpoint's and learn to read the new codes."""
+    """Start from a checkpoint of the same architecture, with three exceptions.
+
+    - It may have fewer coordinate periods (its periods a prefix of the config's): the input
+      convolutions' weights for the new channels start at zero, so the model starts as exactly
+      the checkpoint and learns to use them.
+    - It may have other FSQ levels: the two layers that touch the codes (the encoder's last
+      linear, `code_in`) start fresh when their shapes differ; the encoder's trunk and both UNets
+      are the checkpoint's and learn to read the new codes.
+    - It may have no fine tokens where the config has some (its tokens the config's coarse ones):
+      the fine encoder starts as a copy of the checkpoint's encoder trunk (it already finds the
+      balls) with fresh queries and output; the fine tokens' positions and projections start
+      fresh, and their columns of the UNets' global conditioning at zero."""
     source = load_tokenizer(init)
-    diff = [k for k in ARCHITECTURE if k != "fsq_levels" and getattr(source.config, k) != getattr(model.config, k)]
-    old, new = list(source.config.coordinate_periods), list(model.config.coordinate_periods)
+    src, cfg = source.config, model.config
+    diff = [k for k in ARCHITECTURE if k not in ("fsq_levels", "num_tokens") and getattr(src, k) != getattr(cfg, k)]
+    if src.coarse_tokens != cfg.coarse_tokens:
+        diff.append(f"num_tokens: {src.coarse_tokens} coarse tokens, not {cfg.coarse_tokens}")
+    if src.fine_tokens and (src.fine_tokens, src.fine_fsq_levels) != (cfg.fine_tokens, cfg.fine_fsq_levels):
+        diff.append(f"fine tokens {src.fine_tokens} of {src.fine_fsq_levels}, not {cfg.fine_tokens} of {cfg.fine_fsq_levels}")
+    old, new = list(src.coordinate_periods), list(cfg.coordinate_periods)
     if new[:len(old)] != old:
         diff.append(f"coordinate_periods {old} is not a prefix of {new}")
     if diff:
         raise TrainingError(f"--init {init}: its architecture differs from the config's ({', '.join(diff)})")
-    state, fresh = source.state_dict(), model.state_dict()
-    for name, target in fresh.items():
-        weight = state[name]
-        if weight.shape == target.shape:
-            continue
-        if name in CODE_LAYERS:
-            state[name] = target
+    state, merged = source.state_dict(), {}
+    m = cfg.fine_tokens - src.fine_tokens  # new fine tokens, at the lowest indices
+    for name, target in model.state_dict().items():
+        key = name
+        if name.startswith("fine_encoder.") and name not in state:
+            key = "encoder." + name[len("fine_encoder."):]
+        weight = state.get(key)
+        if weight is None or weight.shape == target.shape:
+            merged[name] = target if weight is None else weight
+        elif name in CODE_LAYERS or name.startswith("fine_encoder.") and weight.shape[0] != target.shape[0]:
+            merged[name] = target  # a layer that touches the codes or the queries: fresh
+        elif name == "token_pos":
+            merged[name] = torch.cat([target[:m], weight])
+        elif name.endswith("class_embedding.linear_1.weight"):  # the flattened tokens, fine ones first
+            merged[name] = torch.cat([torch.zeros_like(target[:, :target.shape[1] - weight.shape[1]]), weight], 1)
         else:  # an input convolution, wider by the new channels
             grown = torch.zeros_like(target)
             grown[:, :weight.shape[1]] = weight
-            state[name] = grown
-    model.load_state_dict(state)
+            merged[name] = grown
+    model.load_state_dict(merged)
 
 
 @torch.no_grad()
@@ -184,7 +203,8 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
         _load_initial_weights(model, Path(init))
     bank = FrameBank.load(data, clips_per_dataset, frames_per_clip, cfg.resolution, cfg.seed, progress and accelerator.is_main_process)
     train_bank, held = bank.split(cfg.eval_frames, cfg.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    trained = [p for p in model.parameters() if p.requires_grad]  # not a frozen coarse encoder
+    optimizer = torch.optim.AdamW(trained, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     start = 0
     elapsed = 0.0
     if resume:
@@ -218,7 +238,7 @@ def train(config: TokenizerConfig | str | Path, data: list[str | Path], out: str
             group["lr"] = lr_at(step, cfg)
         loss, logs = model(frames, generator=g)
         accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        accelerator.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         bar.update(1)
