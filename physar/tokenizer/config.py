@@ -27,6 +27,7 @@ class TokenizerConfig(YamlConfig):
     # keypoints (a spatial soft-argmax), each written as a hi and a lo token of fine_fsq_levels [L, L] (keypoints.py)
     fine_encoder: str = "transformer"
     keypoint_loss_weight: float = 0.0  # keypoint p toward the centre of palette colour p's ball (keypoints.py)
+    snap_to_keypoints: bool = False  # move each drawn ball so that its centre is its keypoint (keypoints.py)
     # > 0: a convolutional refiner of this width corrects the renderer's frame, reading each keypoint's distance map
     refiner_channels: int = 0
     # parts that keep their (--init) weights: any of FROZEN_PARTS; "encoder" keeps the coarse ids of the checkpoint
@@ -103,8 +104,10 @@ class TokenizerConfig(YamlConfig):
         unknown = [f for f in self.frozen if f not in FROZEN_PARTS]
         if unknown:
             bad("frozen", f"unknown part {unknown[0]!r}; choose from {', '.join(FROZEN_PARTS)}")
-        if not self.renderer_sees_fine and not self.refiner_channels:
-            bad("renderer_sees_fine", "false needs a refiner (refiner_channels), the fine tokens' only way in")
+        if not self.renderer_sees_fine and not (self.refiner_channels or self.snap_to_keypoints):
+            bad("renderer_sees_fine", "false needs snap_to_keypoints or a refiner, the fine tokens' only way in")
+        if self.snap_to_keypoints and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+            bad("snap_to_keypoints", "needs keypoints: set fine_tokens and fine_encoder: keypoints")
         if self.refiner_channels < 0 or self.refiner_channels and not (self.fine_tokens and self.fine_encoder == "keypoints"):
             bad("refiner_channels", "a refiner reads keypoints: set fine_tokens and fine_encoder: keypoints")
         if len(self.encoder_channels) < 1 or self.resolution % 2 ** len(self.encoder_channels):

@@ -11,8 +11,11 @@ two-dimensional FSQ of L levels (the same L * L ids as the coarse codebook): a `
 (S - 1) / (L * L - 1) px (64 px, L = 64: 0.015 px). In index order the lo tokens come first
 (finest), then the hi ones, so the LM, which reads coarse to fine, writes hi before lo.
 
-The decoder side reads the keypoints back from their codes and gives the refiner (model.py) a
-distance map per keypoint: each pixel's distance from it, in pixels.
+The decoder side reads the keypoints back from their codes. `snap_to_keypoints` moves each ball
+the renderer drew so that its centre is its keypoint: the renderer places a ball to about 0.45 px
+(what the coarse tokens hold), the keypoints hold it to about 0.1 px. A learned alternative, a
+refiner UNet reading each keypoint's distance map (`distance_maps`), did not learn that move in
+800 steps (configs/tokenizer/cpu_v5.yaml).
 
 Keypoint p is trained toward the centre of the ball of palette colour p (red, then blue: the
 world's convention for the first and second object), as the soft parser finds it in the
@@ -89,3 +92,27 @@ def keypoint_loss(points: torch.Tensor, frames: torch.Tensor, min_area: float = 
     if not present.any():
         return points.sum() * 0.0
     return F.huber_loss(points[present], centre[:, :p][present], delta=1.0)
+
+
+def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.Tensor, margin: float = 2.5,
+                      min_area: float = 2.0) -> torch.Tensor:
+    """Frames [B, 3, H, W] in [-1, 1] with the ball of palette colour p moved (bilinear resampling)
+    so that its soft-parser centre is keypoint p [B, P, 2] (column, row, pixels), where `known`
+    [B, P] and the frame shows that colour. A ball's pixels are those within its radius plus
+    `margin` of its centre (the nearer ball's, where two meet); the rest of the frame is kept."""
+    b, _, h, w = frames.shape
+    area, centre = soft_ball_moments(frames)
+    rows, cols = torch.meshgrid(torch.arange(h, dtype=frames.dtype, device=frames.device),
+                                torch.arange(w, dtype=frames.dtype, device=frames.device), indexing="ij")
+    flow = torch.zeros(b, h, w, 2, dtype=frames.dtype, device=frames.device)
+    nearest = torch.full((b, h, w), float("inf"), dtype=frames.dtype, device=frames.device)
+    for p in range(points.shape[1]):
+        moved = known[:, p] & (area[:, p] >= min_area)
+        radius = (area[:, p].clamp_min(0) / torch.pi).sqrt()
+        d = ((cols - centre[:, p, 0, None, None]) ** 2 + (rows - centre[:, p, 1, None, None]) ** 2).sqrt()
+        mine = moved[:, None, None] & (d < radius[:, None, None] + margin) & (d < nearest)
+        flow = torch.where(mine[..., None], (points[:, p] - centre[:, p])[:, None, None, :], flow)
+        nearest = torch.where(mine, d, nearest)
+    # output pixel q takes the value the frame has at q - shift
+    grid = torch.stack([(cols - flow[..., 0]) * (2 / (w - 1)) - 1, (rows - flow[..., 1]) * (2 / (h - 1)) - 1], -1)
+    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=True)

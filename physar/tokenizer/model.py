@@ -25,10 +25,10 @@ keypoints.py). With `frozen: [encoder]` the coarse encoder keeps its weights, so
 from a shipped one (`--init`) writes the same coarse ids as it and the LM's sequences keep their
 coarse tokens; the fine ones come last in the LM's order (coarse to fine).
 
-Refiner (`refiner_channels` > 0, with keypoints): a small UNet corrects the renderer's frame,
-reading each keypoint's distance map. With `renderer_sees_fine: false` the renderer draws from the
-coarse tokens alone, so a frozen renderer draws exactly what the checkpoint drew, and the refiner
-moves the balls to where the keypoints say.
+Snap (`snap_to_keypoints`, with keypoints): each decoded ball is moved so that its centre is its
+keypoint (keypoints.py); a refiner (`refiner_channels` > 0) is a learned alternative that reads
+each keypoint's distance map. With `renderer_sees_fine: false` the renderer draws from the coarse
+tokens alone, so a frozen renderer draws exactly what the checkpoint drew before the snap.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from physar.tokenizer.config import TokenizerConfig
 from physar.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
 from physar.tokenizer.keypoints import (KeypointEncoder, distance_maps, keypoint_digits, keypoint_loss,
-                                       keypoints_from_digits)
+                                       keypoints_from_digits, snap_to_keypoints)
 from physar.tokenizer.parser_loss import parser_loss
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
@@ -297,12 +297,20 @@ class DDTTokenizer(nn.Module):
         t = torch.full((b,), cfg.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
         frames = self.renderer(self._unet_input(blank), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
                                class_labels=self._global(states)).sample
-        if cfg.refiner_channels:
+        return self._finish(frames, codes, kept)
+
+    def _finish(self, frames: torch.Tensor, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        """The keypoints' corrections of a decoded frame: the refiner's, then the snap."""
+        cfg, b, size = self.config, frames.shape[0], frames.shape[-1]
+        if cfg.refiner_channels or cfg.snap_to_keypoints:
             points, known = self.keypoints(codes, kept)
+        if cfg.refiner_channels:
             distance = torch.where(known[..., None, None], distance_maps(points, size), torch.full_like(frames[:, :1], size))
             coordinates = coordinate_channels(b, size, frames.device, cfg.coordinate_periods)
             zero = torch.zeros(b, dtype=torch.long, device=frames.device)
             frames = frames + self.refiner(torch.cat([frames, distance / 8.0, coordinates], 1), zero).sample
+        if cfg.snap_to_keypoints:
+            frames = snap_to_keypoints(frames, points, known)
         return frames
 
     def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
@@ -333,7 +341,7 @@ class DDTTokenizer(nn.Module):
         for t in scheduler.timesteps:
             tt = torch.full((ids.shape[0],), int(t), device=codes.device, dtype=torch.long)
             x = scheduler.step(self.denoise(x, tt, codes, kept), t, x).prev_sample
-        return self.to_uint8(x).cpu()
+        return self.to_uint8(self._finish(x, codes, kept)).cpu()
 
     # --- training --------------------------------------------------------------------------
 
