@@ -32,7 +32,7 @@ class TokenizerConfig(YamlConfig):
     refiner_channels: int = 0
     # parts that keep their (--init) weights: any of FROZEN_PARTS; "encoder" keeps the coarse ids of the checkpoint
     frozen: list[str] = field(default_factory=list)
-    renderer_sees_fine: bool = True  # False: the renderer draws from the coarse tokens; the fine ones reach the refiner
+    renderer_sees_fine: bool = True  # False: the renderer draws from the coarse tokens; the fine ones act after it (snap, refiner)
     # encoder: conv stem to an 8x8 grid, then a transformer over [patches; K queries]
     encoder_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
     encoder_dim: int = 128

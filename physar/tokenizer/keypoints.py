@@ -20,8 +20,8 @@ refiner UNet reading each keypoint's distance map (`distance_maps`), did not lea
 Keypoint p is trained toward the centre of the ball of palette colour p (red, then blue: the
 world's convention for the first and second object), as the soft parser finds it in the
 original frame (`keypoint_loss`). Without that target the keypoints found nothing: trained only
-through a refiner that starts at zero and a probe reading the codes, they sat 30-60 px from the
-balls after 400 steps (configs/tokenizer/cpu_v5.yaml).
+through a refiner that starts at zero and an MLP probe reading the codes (since removed), they sat
+30-60 px from the balls after 400 steps (configs/tokenizer/cpu_v5.yaml).
 """
 
 from __future__ import annotations

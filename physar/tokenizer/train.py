@@ -107,9 +107,10 @@ def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
       linear, `code_in`) start fresh when their shapes differ; the encoder's trunk and both UNets
       are the checkpoint's and learn to read the new codes.
     - It may have no fine tokens where the config has some (its tokens the config's coarse ones):
-      the fine encoder starts as a copy of the checkpoint's encoder trunk (it already finds the
-      balls) with fresh queries and output; the fine tokens' positions and projections start
-      fresh, and their columns of the UNets' global conditioning at zero."""
+      a transformer fine encoder starts as a copy of the checkpoint's encoder trunk (it already
+      finds the balls) with fresh queries and output, a keypoint encoder starts fresh; the fine
+      tokens' positions and projections start fresh, and their columns of the UNets' global
+      conditioning at zero."""
     source = load_tokenizer(init)
     src, cfg = source.config, model.config
     diff = [k for k in ARCHITECTURE if k not in ("fsq_levels", "num_tokens") and getattr(src, k) != getattr(cfg, k)]
