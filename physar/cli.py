@@ -170,7 +170,7 @@ def tokenizer_encode(
     checkpoint: Path = typer.Option(..., help=CHECKPOINT_HELP),
     name: str = typer.Option("ddt", help="Token file name: DATA_DIR/tokens/NAME.safetensors."),
 ):
-    """Encode every clip of a dataset to token ids [clips, frames, K], saved beside it."""
+    """Encode every clip of a dataset to token ids (an array of clips x frames x K), saved beside it."""
     from physar.tokenizer.codec import encode_dataset
 
     typer.echo(encode_dataset(data_dir, checkpoint, name))
