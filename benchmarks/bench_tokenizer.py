@@ -41,6 +41,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     fine = f" ({cfg.fine_tokens} fine, FSQ {cfg.fine_fsq_levels})" if cfg.fine_tokens else ""
     fine_encoder = f", fine encoder {count(model.fine_encoder):.2f} M" if cfg.fine_tokens else ""
+    if cfg.radius_tokens:
+        fine_encoder += f", radius encoder {count(model.radius_encoder):.3f} M"
     print(f"tokenizer: {cfg.resolution} px, {cfg.num_tokens} tokens/frame{fine}, codebook {cfg.codebook_size}; parameters "
           f"encoder {count(model.encoder):.2f} M{fine_encoder}, diffusion decoder {count(model.decoder):.2f} M, "
           f"renderer {count(model.renderer):.2f} M\n")

@@ -50,6 +50,12 @@ def test_floor_report_structure(uniform_eval_dataset, tmp_path):
     assert json.loads((out.parent / "failures.json").read_text()) == []
     assert "| uniform | in |" in (out.parent / "report.md").read_text()
     assert len(read_clips(out.parent / "clips.jsonl")) == len(records)
+    # another report name in the same folder: its own files, the first report's untouched
+    (out.parent / "clips.jsonl").write_text("")
+    evaluate(uniform_eval_dataset, out=out.parent / "again.json", progress=False)
+    assert len(read_clips(out.parent / "again.clips.jsonl")) == len(records)
+    assert (out.parent / "again.failures.json").is_file() and (out.parent / "again.md").is_file()
+    assert (out.parent / "clips.jsonl").read_text() == ""
 
 
 def test_default_report_goes_into_the_dataset(uniform_eval_copy):

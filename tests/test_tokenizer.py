@@ -375,6 +375,35 @@ def test_init_grows_fine_tokens_and_a_frozen_coarse_encoder_keeps_the_checkpoint
         _load_initial_weights(DDTTokenizer(tiny(num_tokens=6, fine_tokens=1, fine_fsq_levels=[8, 6])), trained)
 
 
+def test_init_grows_radius_tokens_onto_keypoints_and_keeps_every_id(data32, tmp_path):
+    """--init from a keypoint checkpoint without radius tokens (ddt_cpu_v5 -> v6): with everything
+    but the radius encoder frozen, the checkpoint's ids are the grown model's after its radius
+    tokens, before and after training, and only the radius encoder learns."""
+    from physar.tokenizer.train import _load_initial_weights
+
+    keypoints = dict(fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints", snap_to_keypoints=True,
+                     renderer_sees_fine=False)
+    torch.manual_seed(0)
+    DDTTokenizer(tiny(num_tokens=8, fine_tokens=4, **keypoints)).save_pretrained(tmp_path / "v5")
+    source = DDTTokenizer.from_pretrained(tmp_path / "v5").eval()
+    frozen = ["encoder", "renderer", "decoder", "code_in", "fine_code_in", "token_pos", "context_norm", "null_token",
+              "fine_encoder"]
+    cfg = tiny(steps=3, num_tokens=10, fine_tokens=6, radius_tokens=True, max_radius=8.0, radius_loss_weight=1.0,
+               frozen=frozen, **keypoints)
+    grown = DDTTokenizer(cfg).eval()
+    _load_initial_weights(grown, tmp_path / "v5")
+    frames = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    assert torch.equal(grown.encode(frames)[:, 2:], source.encode(frames))
+    assert torch.equal(grown.state_dict()["token_pos"][2:], source.state_dict()["token_pos"])
+    train(cfg, [data32 / "collision"], tmp_path / "v6", init=tmp_path / "v5", progress=False)
+    tuned = DDTTokenizer.from_pretrained(tmp_path / "v6" / "checkpoint")
+    assert torch.equal(tuned.encode(frames)[:, 2:], source.encode(frames))
+    assert not torch.equal(tuned.radius_encoder.masks[0].weight, grown.radius_encoder.masks[0].weight)
+    with pytest.raises(TrainingError, match="fine tokens"):  # two keypoints do not grow into one with a radius
+        _load_initial_weights(DDTTokenizer(tiny(num_tokens=7, fine_tokens=3, radius_tokens=True, **keypoints)),
+                              tmp_path / "v5")
+
+
 def test_keypoint_digits_hold_a_position_to_a_grid_step_and_pass_the_gradient():
     from physar.tokenizer.keypoints import keypoint_digits, keypoints_from_digits
 
@@ -452,6 +481,45 @@ def test_snap_moves_each_ball_to_its_keypoint_and_leaves_the_rest():
     assert torch.allclose(snap_to_keypoints(red_only, keypoints, torch.tensor([[False, True]])), red_only, atol=1e-5)
 
 
+def test_snap_pastes_a_ball_left_far_behind_whole_beside_the_other():
+    """A decoder that leaves a ball 5 px behind, touching the other ball (what ddt_cpu_v2's
+    renderer does after a collision): the snap's paste moves it whole to its keypoint (centre and
+    radius as the original's, the other ball untouched), where the old shift cut it."""
+    from physar.evaluation.parse import parse_frames
+    from physar.tokenizer.keypoints import ball_alphas, snap_to_keypoints
+    from physar.tokenizer.parser_loss import soft_ball_moments
+
+    colors = [[255, 0, 0], [0, 0, 255]]
+    rows, cols = np.mgrid[0:64, 0:64]
+
+    def draw(centres):
+        frame = np.full((64, 64, 3), 255.0)
+        for (cx, cy), radius, color in zip(centres, (4.0, 7.5), colors):
+            cover = np.clip(radius - np.hypot(cols - cx, rows - cy) + 0.5, 0, 1)[..., None]
+            frame = frame * (1 - cover) + np.array(color) * cover
+        return frame.round().astype(np.uint8)[None]
+
+    original = draw([(16.3, 30.2), (32.0, 30.0)])
+    drawn = draw([(20.6, 30.2), (32.0, 30.0)])  # red touches blue (4 + 7.5 < 11.4 + 1)
+    x = DDTTokenizer.to_model_range(torch.from_numpy(drawn))
+    keypoints = soft_ball_moments(DDTTokenizer.to_model_range(torch.from_numpy(original)))[1][:, :2]
+    known = torch.ones(1, 2, dtype=torch.bool)
+    want = parse_frames(original, colors)
+    pasted = parse_frames(DDTTokenizer.to_uint8(snap_to_keypoints(x, keypoints, known)).numpy(), colors)
+    assert np.abs(pasted.positions - want.positions).max() * 6.3 < 0.1  # pixels
+    assert np.abs(pasted.radii - want.radii).max() * 6.3 < 0.1
+    shifted = parse_frames(DDTTokenizer.to_uint8(snap_to_keypoints(x, keypoints, known, mode="shift")).numpy(), colors)
+    # the old snap cut the red ball: its centre 1.8 px off, its radius 0.55 px short
+    assert np.abs(shifted.positions - want.positions).max() * 6.3 > 1.0
+    assert (want.radii[0, 0] - shifted.radii[0, 0]) * 6.3 > 0.4
+    # each pixel belongs to one ball: alpha 1 inside a ball, 0 on the white background
+    alpha = ball_alphas(x, 2)[0].numpy()
+    assert alpha[:, 30, 20].tolist() == [1.0, 0.0] and alpha[:, 30, 32].tolist() == [0.0, 1.0]
+    assert alpha[:, 5, 5].tolist() == [0.0, 0.0] and alpha.sum(0).max() <= 1.0
+    with pytest.raises(ValueError, match="snap mode"):
+        snap_to_keypoints(x, keypoints, known, mode="nearest")
+
+
 def test_keypoint_fine_tokens_round_trip_and_the_refiner_starts_at_zero():
     """Keypoint fine tokens: the ids hold the encoder's keypoints to the grid step (read back through
     the codes), in index order lo then hi (so the LM writes hi first), and a fresh refiner leaves the
@@ -481,6 +549,82 @@ def test_keypoint_fine_tokens_round_trip_and_the_refiner_starts_at_zero():
     refined = model.decode(ids)
     model.config.refiner_channels = 0  # the same model without the refiner's step
     assert torch.equal(model.decode(ids), refined)
+
+
+def test_radius_tokens_hold_each_balls_radius_at_the_lowest_indices():
+    """Radius tokens (keypoints with radius_tokens): one token a keypoint at the lowest indices (so the
+    keypoint tokens keep theirs and come last in the LM's order), holding the radius encoder's
+    radius to its grid step; the radius loss is in the training loss; a hidden radius token is
+    unknown."""
+    from physar.tokenizer.keypoints import mask_radii
+
+    torch.manual_seed(0)
+    cfg = tiny(num_tokens=10, fine_tokens=6, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints",
+               radius_tokens=True, max_radius=8.0, radius_loss_weight=1.0, snap_to_keypoints=True, renderer_sees_fine=False)
+    assert cfg.num_keypoints == 2
+    model = DDTTokenizer(cfg).eval()
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    x = model.to_model_range(frames)
+    assert "radius" in model.loss(x, generator=torch.Generator().manual_seed(0))[1]
+    with torch.no_grad():
+        inputs = model._unet_input(x)
+        points, radii = model.fine_encoder(inputs), mask_radii(model.radius_encoder(inputs)).clamp(0, 8)
+        ids = model.encode(frames)
+        codes, all_kept = model.ids_to_codes(ids), torch.ones(3, 10, dtype=torch.bool)
+        read_radii, radius_known = model.radii(codes, all_kept)
+        read_points, known = model.keypoints(codes, all_kept)
+    assert ids.shape == (3, 10) and known.all() and radius_known.all()
+    assert (read_radii - radii).abs().max() <= 8 / 63 / 2 + 1e-4
+    assert (read_points - points).abs().max() <= 31 / 63 / 2 + 1e-4
+    digits = model.fine_fsq.ids_to_digits(ids[:, :2])  # [3, 2, 2]: each radius token's coarse and fine digit
+    assert torch.allclose(read_radii, (digits[..., 0] * 8 + digits[..., 1]).float() * 8 / 63)
+    kept = all_kept.clone()
+    kept[:, :2] = False  # the first n tokens in the LM's order: the radius tokens go first
+    assert not model.radii(codes, kept)[1].any() and model.keypoints(codes, kept)[1].all()
+    assert model.decode(ids).shape == (3, 32, 32, 3)
+    with pytest.raises(ConfigError, match="multiple of 3"):
+        tiny(num_tokens=8, fine_tokens=4, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints",
+             radius_tokens=True)
+    with pytest.raises(ConfigError, match="radius_tokens"):
+        tiny(radius_tokens=True)
+    with pytest.raises(ConfigError, match="no radius_encoder"):
+        tiny(num_tokens=8, fine_tokens=4, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints",
+             frozen=["radius_encoder"])
+
+
+def test_snap_with_radii_scales_a_ball_and_draws_a_lost_one():
+    """With radius tokens the snap scales a ball drawn too small to its radius (parsed radius within
+    0.15 px) and draws a ball the decoder lost (a few pixels of it left) anew at its keypoint; a
+    keypoint whose radius token says under a pixel (no such ball) draws nothing."""
+    from physar.evaluation.parse import parse_frames
+    from physar.tokenizer.keypoints import snap_to_keypoints
+    from physar.tokenizer.parser_loss import soft_ball_moments
+
+    colors = [[255, 0, 0], [0, 0, 255]]
+    rows, cols = np.mgrid[0:64, 0:64]
+
+    def draw(balls):
+        frame = np.full((64, 64, 3), 255.0)
+        for (cx, cy, radius), color in zip(balls, colors):
+            cover = np.clip(radius - np.hypot(cols - cx, rows - cy) + 0.5, 0, 1)[..., None]
+            frame = frame * (1 - cover) + np.array(color) * cover
+        return frame.round().astype(np.uint8)[None]
+
+    original = draw([(20.3, 30.2, 6.5), (40.6, 30.0, 4.0)])
+    drawn = draw([(21.0, 30.0, 5.2), (38.0, 31.0, 0.9)])  # red too small, blue all but lost
+    x = DDTTokenizer.to_model_range(torch.from_numpy(drawn))
+    area, centre = soft_ball_moments(DDTTokenizer.to_model_range(torch.from_numpy(original)))
+    keypoints, radii = centre[:, :2], (area[:, :2] / torch.pi).sqrt()
+    known = torch.ones(1, 2, dtype=torch.bool)
+    snapped = snap_to_keypoints(x, keypoints, known, radii=radii, radius_known=known)
+    got, want = parse_frames(DDTTokenizer.to_uint8(snapped).numpy(), colors), parse_frames(original, colors)
+    assert got.found.all()
+    assert np.abs(got.positions - want.positions).max() * 6.3 < 0.15  # pixels
+    assert np.abs(got.radii - want.radii).max() * 6.3 < 0.15
+    without = parse_frames(DDTTokenizer.to_uint8(snap_to_keypoints(x, keypoints, known)).numpy(), colors)
+    assert (want.radii[0, 1] - without.radii[0, 1]) * 6.3 > 2  # without radii the lost ball stays lost
+    nothing = snap_to_keypoints(x, keypoints, known, radii=torch.tensor([[6.5, 0.4]]), radius_known=known)
+    assert parse_frames(DDTTokenizer.to_uint8(nothing).numpy(), colors).radii[0, 1] * 6.3 < 2
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

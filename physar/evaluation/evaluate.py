@@ -10,6 +10,9 @@ when `videos_dir` is None, which measures the parser's floor). It writes
     clips.jsonl    every clip's errors
     failures.json  every video that could not be read or has too few frames, by name
 
+(report.json is the default name; for out = NAME.json the files are NAME.md, NAME.png,
+NAME.clips.jsonl and NAME.failures.json, so several reports can share a folder.)
+
 Buckets are PhyWorld's: in, out (the union of the next four), r_out, v_out, rv_out, zero. Like
 PhyWorld, clips with a small ball (r < 0.6 for one ball, r <= 0.5 for a collision) are left
 out of the buckets unless `keep_small`; they are counted as `skipped`.
@@ -159,10 +162,12 @@ def write_report(report: dict, clips: list[dict], failures: list[dict], out: Pat
                  judged_root: Path, convention: str, id_boxes: dict | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
-    with open(out.with_name("clips.jsonl"), "w") as f:
+    # beside report.json: clips.jsonl, failures.json; beside another name (several reports in one folder) NAME.clips.jsonl ...
+    prefix = "" if out.stem == "report" else out.stem + "."
+    with open(out.with_name(prefix + "clips.jsonl"), "w") as f:
         for c in clips:
             f.write(json.dumps(c) + "\n")
-    out.with_name("failures.json").write_text(json.dumps(failures, indent=1))
+    out.with_name(prefix + "failures.json").write_text(json.dumps(failures, indent=1))
     header = (f"# Evaluation report\n\nground truth: `{data_dir}`  \nvideos judged: `{judged_root}`  \n"
               f"pixel convention: `{convention}`  \nunreadable or short videos: {len(failures)}\n\n")
     out.with_suffix(".md").write_text(header + markdown(report))

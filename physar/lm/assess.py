@@ -17,7 +17,7 @@ from physar.evaluation.evaluate import evaluate, initial_speed, is_small, label_
 from physar.evaluation.metrics import clip_errors
 from physar.language import object_order
 from physar.lm.generate import generate_dataset
-from physar.tokenizer.codec import weights_fingerprint
+from physar.tokenizer.codec import decoder_fingerprint, weights_fingerprint
 
 READING_CAPTION = ("The model's <state> block against the simulator at the last conditioning frame: median error over "
                    "balls, world units (position and velocity as vector distances).")
@@ -59,6 +59,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
     data_settings = {Path(r).stem: json.loads((data_root / Path(r).stem / "dataset.json").read_text())["settings"]
                      for r in recipes}
     report = {"checkpoint": str(checkpoint), "weights_sha256": weights_fingerprint(checkpoint),
+              "tokenizer_sha256": decoder_fingerprint(meta["tokenizer"]),
               "greedy": greedy, "state_from": state_from, "draw": draw, "data_settings": data_settings, "symbolic": lang.symbolic,
               "convention": convention,
               "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
@@ -70,14 +71,20 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
 
 def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[str | Path], data_root: str | Path,
                     convention: str, greedy: bool = True, state_from: str = "model", draw: str = "lm") -> dict | None:
-    """An earlier `evaluate_checkpoint` report in `folder` that still holds: the same weights (by
-    fingerprint), pixel convention and decoding, and every recipe's clips in `data_root` simulated
-    with the settings it recorded. None when anything differs or is missing (old reports too)."""
+    """An earlier `evaluate_checkpoint` report in `folder` that still holds: the same weights and
+    DDT tokenizer (weights and config, by fingerprint), pixel convention and decoding, and every
+    recipe's clips in `data_root` simulated with the settings it recorded. None when anything
+    differs or is missing (old reports too)."""
+    from physar.lm.model import PHYSAR_FILE, resolve_checkpoint
+
     path = Path(folder) / "report.json"
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
+    lm = resolve_checkpoint(checkpoint)
+    tokenizer = lm / json.loads((lm / PHYSAR_FILE).read_text())["tokenizer"]
     if (report.get("weights_sha256") != weights_fingerprint(checkpoint) or report.get("convention") != convention
+            or report.get("tokenizer_sha256") != decoder_fingerprint(tokenizer)
             or report.get("greedy") != greedy or report.get("state_from", "model") != state_from
             or report.get("draw", "lm") != draw):
         return None

@@ -35,6 +35,7 @@ class LMConfig(YamlConfig):
     relative_per_ball: bool = False  # with relative_steps: each ball's relative step inside its own <p>, not all after <rel>
     restitution_jumps: bool = False  # with relative_steps: there each ball writes the factor of its relative step (-1: elastic)
     normal_rel: bool = False  # with restitution_jumps: <rel> writes one number a ball along the line of centres, one factor a ball
+    contact_timing: bool = False  # with restitution_jumps: a collision frame's positions take the old step up to the contact
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0

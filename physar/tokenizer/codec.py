@@ -42,6 +42,16 @@ def weights_fingerprint(checkpoint: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def decoder_fingerprint(checkpoint: str | Path) -> str:
+    """Like `weights_fingerprint`, over the weights and config.json together: what the frames a
+    tokenizer decodes depend on (a config key such as `snap_mode` changes them, not the ids)."""
+    import hashlib
+
+    config = json.loads((checkpoint_folder(checkpoint) / "config.json").read_text())
+    text = weights_fingerprint(checkpoint) + json.dumps(config, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _check_resolution(model: DDTTokenizer, record: dict, data_dir: Path) -> None:
     if record["resolution"] != model.config.resolution:
         raise CheckpointError(f"{data_dir}: clips are {record['resolution']} px, the tokenizer takes "

@@ -9,7 +9,9 @@ from physar.errors import ConfigError
 
 
 # the parts of the model a config may freeze (model.py attribute names)
-FROZEN_PARTS = ("encoder", "code_in", "token_pos", "context_norm", "null_token", "decoder", "renderer")
+FROZEN_PARTS = ("encoder", "code_in", "token_pos", "context_norm", "null_token", "decoder", "renderer",
+                "fine_encoder", "fine_code_in", "radius_encoder")
+SNAP_MODES = ("paste", "shift")  # keypoints.snap_to_keypoints
 
 
 @dataclass
@@ -27,7 +29,13 @@ class TokenizerConfig(YamlConfig):
     # keypoints (a spatial soft-argmax), each written as a hi and a lo token of fine_fsq_levels [L, L] (keypoints.py)
     fine_encoder: str = "transformer"
     keypoint_loss_weight: float = 0.0  # keypoint p toward the centre of palette colour p's ball (keypoints.py)
+    # keypoints with radius tokens: fine_tokens = 3P, each keypoint's ball radius (pixels, 0..max_radius) also written as
+    # one token of fine_fsq_levels (a coarse and a fine digit), at the lowest indices (keypoints.py, RadiusEncoder)
+    radius_tokens: bool = False
+    max_radius: float = 16.0
+    radius_loss_weight: float = 0.0  # the radius encoder's ball masks toward palette colour p's pixels (keypoints.py)
     snap_to_keypoints: bool = False  # move each drawn ball so that its centre is its keypoint (keypoints.py)
+    snap_mode: str = "paste"  # "paste": the ball moves whole; "shift": the pixels near its drawn centre (before 2026-12-01)
     # > 0: a convolutional refiner of this width corrects the renderer's frame, reading each keypoint's distance map
     refiner_channels: int = 0
     # parts that keep their (--init) weights: any of FROZEN_PARTS; "encoder" keeps the coarse ids of the checkpoint
@@ -75,6 +83,11 @@ class TokenizerConfig(YamlConfig):
     def coarse_tokens(self) -> int:
         return self.num_tokens - self.fine_tokens
 
+    @property
+    def num_keypoints(self) -> int:
+        """P: with keypoints, fine_tokens = 2P (hi, lo), or 3P with radius tokens."""
+        return self.fine_tokens // (3 if self.radius_tokens else 2)
+
     def __post_init__(self):
         def bad(key, why):
             raise ConfigError(f"{key}: {why}")
@@ -95,17 +108,31 @@ class TokenizerConfig(YamlConfig):
                                        f"serves both, got {_product(self.fine_fsq_levels)}")
             if self.fine_encoder not in ("transformer", "keypoints"):
                 bad("fine_encoder", f"must be 'transformer' or 'keypoints', got {self.fine_encoder!r}")
-            if self.fine_encoder == "keypoints" and (self.fine_tokens % 2 or len(self.fine_fsq_levels) != 2
+            per_keypoint = 3 if self.radius_tokens else 2
+            if self.fine_encoder == "keypoints" and (self.fine_tokens % per_keypoint or len(self.fine_fsq_levels) != 2
                                                      or self.fine_fsq_levels[0] != self.fine_fsq_levels[1]):
-                bad("fine_encoder", "keypoints need an even fine_tokens (a hi and a lo token a keypoint) and "
+                bad("fine_encoder", f"keypoints need fine_tokens a multiple of {per_keypoint} (a hi and a lo token a "
+                                    f"keypoint{', and a radius token' if self.radius_tokens else ''}) and "
                                     f"fine_fsq_levels [L, L], got {self.fine_tokens} and {self.fine_fsq_levels}")
         elif "encoder" in self.frozen:
             bad("frozen", "freezing the only encoder leaves nothing to learn the tokens: set fine_tokens too")
+        if self.radius_tokens and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+            bad("radius_tokens", "radius tokens belong to keypoints: set fine_tokens and fine_encoder: keypoints")
+        if self.max_radius <= 0:
+            bad("max_radius", f"must be positive, got {self.max_radius}")
+        if self.radius_loss_weight < 0:
+            bad("radius_loss_weight", f"must be >= 0, got {self.radius_loss_weight}")
         unknown = [f for f in self.frozen if f not in FROZEN_PARTS]
         if unknown:
             bad("frozen", f"unknown part {unknown[0]!r}; choose from {', '.join(FROZEN_PARTS)}")
+        absent = [f for f in self.frozen if f in ("fine_encoder", "fine_code_in") and not self.fine_tokens
+                  or f == "radius_encoder" and not self.radius_tokens]
+        if absent:
+            bad("frozen", f"this config has no {absent[0]} (it comes with fine_tokens / radius_tokens)")
         if not self.renderer_sees_fine and not (self.refiner_channels or self.snap_to_keypoints):
             bad("renderer_sees_fine", "false needs snap_to_keypoints or a refiner, the fine tokens' only way in")
+        if self.snap_mode not in SNAP_MODES:
+            bad("snap_mode", f"must be one of {SNAP_MODES}")
         if self.snap_to_keypoints and not (self.fine_tokens and self.fine_encoder == "keypoints"):
             bad("snap_to_keypoints", "needs keypoints: set fine_tokens and fine_encoder: keypoints")
         if self.refiner_channels < 0 or self.refiner_channels and not (self.fine_tokens and self.fine_encoder == "keypoints"):

@@ -26,7 +26,8 @@ from a shipped one (`--init`) writes the same coarse ids as it and the LM's sequ
 coarse tokens; the fine ones come last in the LM's order (coarse to fine).
 
 Snap (`snap_to_keypoints`, with keypoints): each decoded ball is moved so that its centre is its
-keypoint (keypoints.py); a refiner (`refiner_channels` > 0) is a learned alternative that reads
+keypoint (keypoints.py), and with radius tokens (`radius_tokens`, the lowest indices) scaled to its
+radius, or drawn anew where the decoder lost it; a refiner (`refiner_channels` > 0) is a learned alternative that reads
 each keypoint's distance map. With `renderer_sees_fine: false` the renderer draws from the coarse
 tokens alone, so a frozen renderer draws exactly what the checkpoint drew before the snap.
 """
@@ -43,8 +44,9 @@ from torch import nn
 from physar.tokenizer.config import TokenizerConfig
 from physar.errors import CheckpointError
 from physar.tokenizer.fsq import FSQ
-from physar.tokenizer.keypoints import (KeypointEncoder, distance_maps, keypoint_digits, keypoint_loss,
-                                       keypoints_from_digits, snap_to_keypoints)
+from physar.tokenizer.keypoints import (KeypointEncoder, RadiusEncoder, distance_maps, fixed_point_digits,
+                                       from_fixed_point, keypoint_digits, keypoint_loss, keypoints_from_digits,
+                                       mask_radii, radius_loss, snap_to_keypoints)
 from physar.tokenizer.parser_loss import parser_loss
 from physar.tokenizer.schedule import coarsest_mask, visible_mask
 
@@ -143,9 +145,11 @@ class DDTTokenizer(nn.Module):
         self.code_in = nn.Linear(self.fsq.dim, config.context_dim)
         self.fine_fsq = FSQ(list(config.fine_fsq_levels)) if config.fine_tokens else None
         if config.fine_tokens and config.fine_encoder == "keypoints":
-            self.fine_encoder = KeypointEncoder(3 + coordinate_channel_count(config), config.fine_tokens // 2)
+            self.fine_encoder = KeypointEncoder(3 + coordinate_channel_count(config), config.num_keypoints)
         elif config.fine_tokens:
             self.fine_encoder = FrameEncoder(config, self.fine_fsq.dim, config.fine_tokens)
+        if config.radius_tokens:
+            self.radius_encoder = RadiusEncoder(3 + coordinate_channel_count(config), config.num_keypoints)
         if config.fine_tokens:
             # two layers: a LayerNorm after one linear map of a 2-d code would keep only its direction
             self.fine_code_in = nn.Sequential(nn.Linear(self.fine_fsq.dim, config.context_dim), nn.SiLU(),
@@ -165,7 +169,7 @@ class DDTTokenizer(nn.Module):
 
             c = config.refiner_channels
             self.refiner = UNet2DModel(
-                sample_size=config.resolution, in_channels=3 + config.fine_tokens // 2 + coordinate_channel_count(config),
+                sample_size=config.resolution, in_channels=3 + config.num_keypoints + coordinate_channel_count(config),
                 out_channels=3, block_out_channels=(c, 2 * c, 2 * c), layers_per_block=1, norm_num_groups=8,
                 down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3)
             nn.init.zeros_(self.refiner.conv_out.weight)  # no change at first: the renderer's frame as it is
@@ -201,28 +205,44 @@ class DDTTokenizer(nn.Module):
 
     def _quantize(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(codes, the fine encoder's outputs before FSQ bounds them (keypoints: the keypoints in
-        pixels), or None)."""
+        pixels; with radius tokens, (keypoints, ball-mask logits)), or None)."""
         self._check_frames(frames)
         coarse = self.fsq(self.encoder(frames))
         if self.fine_fsq is None:
             return coarse, None
         if self.config.fine_encoder == "keypoints":
-            size, levels = self.config.resolution, self.config.fine_fsq_levels[0]
-            points = self.fine_encoder(self._unet_input(frames))
-            hi, lo = keypoint_digits(points, size, levels)
+            cfg, x = self.config, self._unet_input(frames)
+            levels = cfg.fine_fsq_levels[0]
+            points = self.fine_encoder(x)
+            hi, lo = keypoint_digits(points, cfg.resolution, levels)
+            digits = [lo, hi]
+            if cfg.radius_tokens:  # radius tokens at the lowest indices: (coarse digit, fine digit) of each radius
+                masks = self.radius_encoder(x)
+                digits.insert(0, torch.stack(fixed_point_digits(mask_radii(masks), cfg.max_radius, levels), -1))
+                points = (points, masks)
             half = levels // 2
-            return self._join((torch.cat([lo, hi], 1) - half) / half, coarse), points
+            return self._join((torch.cat(digits, 1) - half) / half, coarse), points
         fine = self.fine_encoder(frames)
         return self._join(self.fine_fsq(fine), coarse), fine
 
     def keypoints(self, codes: torch.Tensor, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keypoints [B, P, 2] in pixels read back from the fine codes (a hidden lo token reads as
         its middle level), and [B, P] whether each is known (its hi token visible)."""
-        p, levels = self.config.fine_tokens // 2, self.config.fine_fsq_levels[0]
+        cfg = self.config
+        p, levels, first = cfg.num_keypoints, cfg.fine_fsq_levels[0], cfg.num_keypoints if cfg.radius_tokens else 0
         half = levels // 2
-        digits = codes[:, :2 * p, :2] * half + half
-        lo = torch.where(kept[:, :p, None], digits[:, :p], torch.full_like(digits[:, :p], half))
-        return keypoints_from_digits(digits[:, p:], lo, self.config.resolution, levels), kept[:, p:2 * p]
+        digits = codes[:, first:first + 2 * p, :2] * half + half
+        lo_kept = kept[:, first:first + p, None]
+        lo = torch.where(lo_kept, digits[:, :p], torch.full_like(digits[:, :p], half))
+        return keypoints_from_digits(digits[:, p:], lo, cfg.resolution, levels), kept[:, first + p:first + 2 * p]
+
+    def radii(self, codes: torch.Tensor, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With radius tokens: each keypoint's ball radius [B, P] in pixels, and [B, P] whether its
+        token is visible."""
+        p, levels = self.config.num_keypoints, self.config.fine_fsq_levels[0]
+        half = levels // 2
+        digits = codes[:, :p, :2] * half + half
+        return from_fixed_point(digits[..., 0], digits[..., 1], self.config.max_radius, levels), kept[:, :p]
 
     def _join(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         pad = lambda c: F.pad(c, (0, self.code_dim - c.shape[-1]))  # noqa: E731
@@ -310,7 +330,8 @@ class DDTTokenizer(nn.Module):
             zero = torch.zeros(b, dtype=torch.long, device=frames.device)
             frames = frames + self.refiner(torch.cat([frames, distance / 8.0, coordinates], 1), zero).sample
         if cfg.snap_to_keypoints:
-            frames = snap_to_keypoints(frames, points, known)
+            radii, radius_known = self.radii(codes, kept) if cfg.radius_tokens else (None, None)
+            frames = snap_to_keypoints(frames, points, known, mode=cfg.snap_mode, radii=radii, radius_known=radius_known)
         return frames
 
     def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
@@ -382,6 +403,12 @@ class DDTTokenizer(nn.Module):
             loss = loss + cfg.parser_loss_weight * parser
             logs["parser"] = parser.item()
         if fine is not None and cfg.fine_encoder == "keypoints":
+            if cfg.radius_tokens:
+                fine, masks = fine
+                if cfg.radius_loss_weight > 0:
+                    radius = radius_loss(masks, frames)
+                    loss = loss + cfg.radius_loss_weight * radius
+                    logs["radius"] = radius.item()
             if cfg.keypoint_loss_weight > 0:
                 keypoint = keypoint_loss(fine, frames)
                 loss = loss + cfg.keypoint_loss_weight * keypoint

@@ -17,13 +17,19 @@ from simulators.world import PALETTE
 THRESHOLD = 127.0
 
 
-def soft_ball_moments(frames: torch.Tensor, sharpness: float = 8.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """frames [B, 3, H, W] in [-1, 1] -> (area [B, C] in pixels, centre [B, C, 2] as (column, row)),
-    one entry per palette colour."""
+def soft_color_masks(frames: torch.Tensor, sharpness: float = 8.0) -> torch.Tensor:
+    """frames [B, 3, H, W] in [-1, 1] -> [B, C, H, W] in [0, 1]: the evaluator's colour rule (every
+    channel on the palette colour's side of 127), each threshold a sigmoid of width `sharpness`."""
     pixels = (frames + 1) * 127.5
     palette = torch.tensor(PALETTE, dtype=frames.dtype, device=frames.device)  # [C, 3]
     side = torch.where(palette > THRESHOLD, 1.0, -1.0)[:, :, None, None]  # [C, 3, 1, 1]
-    mask = torch.sigmoid(side * (pixels[:, None] - THRESHOLD) / sharpness).prod(2)  # [B, C, H, W]
+    return torch.sigmoid(side * (pixels[:, None] - THRESHOLD) / sharpness).prod(2)
+
+
+def soft_ball_moments(frames: torch.Tensor, sharpness: float = 8.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """frames [B, 3, H, W] in [-1, 1] -> (area [B, C] in pixels, centre [B, C, 2] as (column, row)),
+    one entry per palette colour."""
+    mask = soft_color_masks(frames, sharpness)
     h, w = frames.shape[-2:]
     rows = torch.arange(h, dtype=frames.dtype, device=frames.device)
     cols = torch.arange(w, dtype=frames.dtype, device=frames.device)

@@ -110,13 +110,18 @@ def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
       a transformer fine encoder starts as a copy of the checkpoint's encoder trunk (it already
       finds the balls) with fresh queries and output, a keypoint encoder starts fresh; the fine
       tokens' positions and projections start fresh, and their columns of the UNets' global
-      conditioning at zero."""
+      conditioning at zero.
+    - It may have keypoints without radius tokens where the config has them: the radius tokens
+      (the lowest indices) and the radius encoder start fresh, the rest is the checkpoint's."""
     source = load_tokenizer(init)
     src, cfg = source.config, model.config
     diff = [k for k in ARCHITECTURE if k not in ("fsq_levels", "num_tokens") and getattr(src, k) != getattr(cfg, k)]
     if src.coarse_tokens != cfg.coarse_tokens:
         diff.append(f"num_tokens: {src.coarse_tokens} coarse tokens, not {cfg.coarse_tokens}")
-    if src.fine_tokens and (src.fine_tokens, src.fine_fsq_levels) != (cfg.fine_tokens, cfg.fine_fsq_levels):
+    grows_radius = (src.fine_encoder == cfg.fine_encoder == "keypoints" and cfg.radius_tokens and not src.radius_tokens
+                    and src.num_keypoints == cfg.num_keypoints and src.fine_fsq_levels == cfg.fine_fsq_levels)
+    if (src.fine_tokens and not grows_radius
+            and (src.fine_tokens, src.fine_fsq_levels) != (cfg.fine_tokens, cfg.fine_fsq_levels)):
         diff.append(f"fine tokens {src.fine_tokens} of {src.fine_fsq_levels}, not {cfg.fine_tokens} of {cfg.fine_fsq_levels}")
     old, new = list(src.coordinate_periods), list(cfg.coordinate_periods)
     if new[:len(old)] != old:
