@@ -116,7 +116,7 @@ def demo_cmd(
     count: int = typer.Option(300, help="Evaluation clips per scene (ID and OOD buckets in proportion)."),
     resolution: int = typer.Option(64, help="Frame size in pixels."),
     workers: int = typer.Option(2, help="Worker processes for simulation."),
-    checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu_v10 when present (with its own generation settings: the parser reads the <state> block, the renderer draws the frames)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="LM checkpoint to generate with. Default: the shipped checkpoints/sft_cpu_v11 when present (with its own generation settings: the parser reads the <state> block, the renderer draws the frames)."),
     model: bool = typer.Option(True, "--model/--no-model", help="Also generate and evaluate clips with the LM checkpoint."),
     model_count: int = typer.Option(30, min=1, help="Clips per scene the LM generates (ID and OOD in proportion; about 1 s each)."),
     state_from: Optional[StateFrom] = typer.Option(None, help="Who reads the scene into the LM's <state> block (see `physar generate --help`)."),

@@ -16,7 +16,7 @@ from physar.data.show import show
 from physar.evaluation.evaluate import PHYWORLD_FLOOR, evaluate, markdown
 
 DATASETS = Path(__file__).resolve().parent.parent / "datasets"
-SHIPPED_LM = Path(__file__).resolve().parent.parent / "checkpoints" / "sft_cpu_v10"
+SHIPPED_LM = Path(__file__).resolve().parent.parent / "checkpoints" / "sft_cpu_v11"
 SCENES = ("uniform", "collision", "parabola")
 
 

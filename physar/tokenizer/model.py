@@ -27,9 +27,10 @@ coarse tokens; the fine ones come last in the LM's order (coarse to fine).
 
 Snap (`snap_to_keypoints`, with keypoints): each decoded ball is moved so that its centre is its
 keypoint (keypoints.py), and with radius tokens (`radius_tokens`, the lowest indices) scaled to its
-radius, or drawn anew where the decoder lost it; a refiner (`refiner_channels` > 0) is a learned alternative that reads
-each keypoint's distance map. With `renderer_sees_fine: false` the renderer draws from the coarse
-tokens alone, so a frozen renderer draws exactly what the checkpoint drew before the snap.
+radius, or drawn anew where the decoder lost it; a refiner (`refiner_channels` > 0) is a learned
+alternative that reads each keypoint's distance map. With `renderer_sees_fine: false` the renderer
+draws from the coarse tokens alone, so a frozen renderer draws exactly what the checkpoint drew
+before the snap.
 """
 
 from __future__ import annotations
