@@ -234,16 +234,17 @@ def relative_normal_speeds(positions, steps, radii, decimals: int) -> tuple[np.n
     return np.round(along, decimals) + 0.0, normal
 
 
-def contact_fraction(positions, steps, radii, decimals: int) -> float:
+def contact_fraction(positions, gap: float, radii, decimals: int) -> float:
     """The part of the next frame (0..1) the closest pair of balls moves at its old steps: up to the
     end of the physics step in which they first overlap, as the simulator turns them (PhyWorld's
     setup, pymunk at STEPS_PER_FRAME steps a frame: measured on 12 training collisions, positions
     after the contact within 0.002-0.012 units of the simulator's this way, 0.006-0.047 with the
     exact contact time, 0.05-0.75 with no timing). The contact time: the edge distance now over how
-    much of it one step closes (linear head-on). Inputs rounded to `decimals` places first, as in
-    `free_flight_gap`, so the writer and the grammar get the same number."""
-    now = free_flight_gap(positions, np.zeros_like(np.asarray(steps, dtype=float)), radii, decimals)
-    after = free_flight_gap(positions, steps, radii, decimals)
+    much of it one step closes (linear head-on), that is, over the frame's free-flight `gap` (the
+    written one). Inputs rounded to `decimals` places first, as in `free_flight_gap`, so the writer
+    and the grammar get the same number."""
+    now = free_flight_gap(positions, np.zeros_like(np.asarray(positions, dtype=float)), radii, decimals)
+    after = gap
     if now <= 0 or after >= now:
         return 0.0
     contact = min(now / (now - after), 1.0)
@@ -427,12 +428,12 @@ class PhysicsLanguage:
                         steps = steps.copy()
                         steps[k] = np.round(steps[k] + rel, self.decimals)
                     if self.restitution_jumps:
-                        old_steps = summed_steps[k - 1].copy()
                         positions, summed_steps, steps = self._restitution_frame(record, k, rel, positions, summed_steps,
                                                                                  steps, used)
                         if self.contact_timing:  # the frame's first part at the old steps, up to the contact
-                            fraction = contact_fraction(positions[k - 1], old_steps, record["radii"], self.decimals)
-                            timed = timed_position(positions[k - 1], old_steps, summed_steps[k], fraction, self.decimals)
+                            fraction = contact_fraction(positions[k - 1], gap, record["radii"], self.decimals)
+                            timed = timed_position(positions[k - 1], summed_steps[k - 1], summed_steps[k], fraction,
+                                                   self.decimals)
                             positions = positions.copy()
                             positions[k:] = positions[k:] + (timed - positions[k])
             if self.symbolic:
@@ -706,7 +707,7 @@ class SequenceParser:
                     if lang.restitution_jumps:  # the balls' <p> write factors of rel (where not zero)
                         factors = rel
                     if lang.contact_timing:
-                        fraction = contact_fraction(last, steps, radii, lang.decimals)
+                        fraction = contact_fraction(last, gap, radii, lang.decimals)
             frame, speeds = [], []
             for i, obj in enumerate(self.objects if lang.symbolic else ()):
                 yield one["<p>"]

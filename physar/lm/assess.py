@@ -75,16 +75,14 @@ def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[st
     DDT tokenizer (weights and config, by fingerprint), pixel convention and decoding, and every
     recipe's clips in `data_root` simulated with the settings it recorded. None when anything
     differs or is missing (old reports too)."""
-    from physar.lm.model import PHYSAR_FILE, resolve_checkpoint
+    from physar.lm.model import tokenizer_folder
 
     path = Path(folder) / "report.json"
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
-    lm = resolve_checkpoint(checkpoint)
-    tokenizer = lm / json.loads((lm / PHYSAR_FILE).read_text())["tokenizer"]
     if (report.get("weights_sha256") != weights_fingerprint(checkpoint) or report.get("convention") != convention
-            or report.get("tokenizer_sha256") != decoder_fingerprint(tokenizer)
+            or report.get("tokenizer_sha256") != decoder_fingerprint(tokenizer_folder(checkpoint))
             or report.get("greedy") != greedy or report.get("state_from", "model") != state_from
             or report.get("draw", "lm") != draw):
         return None

@@ -117,6 +117,16 @@ def resolve_checkpoint(folder: str | Path) -> Path:
     return folder
 
 
+def tokenizer_folder(folder: str | Path) -> Path:
+    """The DDT tokenizer folder an LM checkpoint (or a run folder holding checkpoint/) names in its
+    physar.json, resolved; CheckpointError when it is missing."""
+    folder = resolve_checkpoint(folder)
+    ddt = (folder / json.loads((folder / PHYSAR_FILE).read_text())["tokenizer"]).resolve()
+    if not (ddt / "config.json").is_file():
+        raise CheckpointError(f"{folder}: its DDT tokenizer {ddt} is missing")
+    return ddt
+
+
 def load_checkpoint(folder: str | Path):
     """(model, tok, lang, meta) of a checkpoint folder, or of a run folder holding checkpoint/;
     meta["tokenizer"] is resolved to the DDT tokenizer's folder."""
@@ -135,8 +145,5 @@ def load_checkpoint(folder: str | Path):
     if model.get_input_embeddings().weight.shape[0] < len(tok):
         raise CheckpointError(f"{folder}: the model has {model.get_input_embeddings().weight.shape[0]} embeddings "
                               f"for {len(tok)} tokens")
-    ddt = (folder / meta["tokenizer"]).resolve()
-    if not (ddt / "config.json").is_file():
-        raise CheckpointError(f"{folder}: its DDT tokenizer {ddt} is missing")
-    meta["tokenizer"] = str(ddt)
+    meta["tokenizer"] = str(tokenizer_folder(folder))
     return model, tok, lang, meta

@@ -45,7 +45,6 @@ from simulators.world import PALETTE
 LOST_AREA, MIN_DRAWN_RADIUS = 0.25, 1.0
 
 
-
 class KeypointEncoder(nn.Module):
     """Frames [B, C_in, H, W] (RGB plus coordinate channels) -> keypoints [B, P, 2] as (column,
     row) in pixels, each the softmax-weighted mean position of its score map."""
@@ -177,10 +176,10 @@ def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.T
         shift = torch.where(moved[..., None], points - centre, torch.zeros_like(points))  # [B, P, 2]
         flow = torch.zeros(b, h, w, 2, dtype=frames.dtype, device=frames.device)
         nearest = torch.full((b, h, w), float("inf"), dtype=frames.dtype, device=frames.device)
+        radius, distance = (area.clamp_min(0) / torch.pi).sqrt(), distance_maps(centre, w)
         for p in range(p_count):
-            radius = (area[:, p].clamp_min(0) / torch.pi).sqrt()
-            d = ((cols - centre[:, p, 0, None, None]) ** 2 + (rows - centre[:, p, 1, None, None]) ** 2).sqrt()
-            mine = moved[:, p, None, None] & (d < radius[:, None, None] + margin) & (d < nearest)
+            d = distance[:, p]
+            mine = moved[:, p, None, None] & (d < radius[:, p, None, None] + margin) & (d < nearest)
             flow = torch.where(mine[..., None], shift[:, p, None, None, :], flow)
             nearest = torch.where(mine, d, nearest)
         return sample(frames, cols - flow[..., 0], rows - flow[..., 1], "border")
@@ -205,9 +204,8 @@ def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.T
         x = centre[:, p, 0, None, None] + (cols - points[:, p, 0, None, None]) * s
         y = centre[:, p, 1, None, None] + (rows - points[:, p, 1, None, None]) * s
         layer = sample(torch.cat([ball, alpha[:, p, None]], 1), x, y, "zeros")  # nothing comes from outside the frame
-        if radii is not None:  # a lost ball: a disc with a one-pixel soft edge
-            d = ((cols - points[:, p, 0, None, None]) ** 2 + (rows - points[:, p, 1, None, None]) ** 2).sqrt()
-            cover = (radii[:, p, None, None] - d + 0.5).clamp(0, 1)[:, None]
+        if drawn_anew[:, p].any():  # a lost ball: a disc with a one-pixel soft edge
+            cover = (radii[:, p, None, None] - distance_maps(points[:, p:p + 1], w)[:, 0] + 0.5).clamp(0, 1)[:, None]
             disc = torch.cat([cover * (palette[p, :, None, None] - 1), cover], 1)
             layer = torch.where(drawn_anew[:, p, None, None, None], disc, layer)
         out = 1 + layer[:, :3] + (out - 1) * (1 - layer[:, 3:])  # the ball over what shows through it

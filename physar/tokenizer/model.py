@@ -221,8 +221,7 @@ class DDTTokenizer(nn.Module):
                 masks = self.radius_encoder(x)
                 digits.insert(0, torch.stack(fixed_point_digits(mask_radii(masks), cfg.max_radius, levels), -1))
                 points = (points, masks)
-            half = levels // 2
-            return self._join((torch.cat(digits, 1) - half) / half, coarse), points
+            return self._join(self._digits_to_codes(torch.cat(digits, 1)), coarse), points
         fine = self.fine_encoder(frames)
         return self._join(self.fine_fsq(fine), coarse), fine
 
@@ -231,19 +230,26 @@ class DDTTokenizer(nn.Module):
         its middle level), and [B, P] whether each is known (its hi token visible)."""
         cfg = self.config
         p, levels, first = cfg.num_keypoints, cfg.fine_fsq_levels[0], cfg.num_keypoints if cfg.radius_tokens else 0
-        half = levels // 2
-        digits = codes[:, first:first + 2 * p, :2] * half + half
-        lo_kept = kept[:, first:first + p, None]
-        lo = torch.where(lo_kept, digits[:, :p], torch.full_like(digits[:, :p], half))
+        digits = self._codes_to_digits(codes[:, first:first + 2 * p])
+        lo = torch.where(kept[:, first:first + p, None], digits[:, :p], torch.full_like(digits[:, :p], levels // 2))
         return keypoints_from_digits(digits[:, p:], lo, cfg.resolution, levels), kept[:, first + p:first + 2 * p]
 
     def radii(self, codes: torch.Tensor, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """With radius tokens: each keypoint's ball radius [B, P] in pixels, and [B, P] whether its
         token is visible."""
-        p, levels = self.config.num_keypoints, self.config.fine_fsq_levels[0]
-        half = levels // 2
-        digits = codes[:, :p, :2] * half + half
-        return from_fixed_point(digits[..., 0], digits[..., 1], self.config.max_radius, levels), kept[:, :p]
+        p = self.config.num_keypoints
+        digits = self._codes_to_digits(codes[:, :p])
+        return from_fixed_point(digits[..., 0], digits[..., 1], self.config.max_radius,
+                                self.config.fine_fsq_levels[0]), kept[:, :p]
+
+    def _digits_to_codes(self, digits: torch.Tensor) -> torch.Tensor:
+        """Keypoint and radius digits [B, n, 2], 0 .. L - 1, as the fine FSQ's codes in [-1, 1]."""
+        half = self.config.fine_fsq_levels[0] // 2
+        return (digits - half) / half
+
+    def _codes_to_digits(self, codes: torch.Tensor) -> torch.Tensor:
+        half = self.config.fine_fsq_levels[0] // 2
+        return codes[..., :2] * half + half
 
     def _join(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         pad = lambda c: F.pad(c, (0, self.code_dim - c.shape[-1]))  # noqa: E731

@@ -98,7 +98,7 @@ def load_training_state(run: Path, model: DDTTokenizer, optimizer: torch.optim.O
 
 
 def _load_initial_weights(model: DDTTokenizer, init: Path) -> None:
-    """Start from a checkpoint of the same architecture, with three exceptions.
+    """Start from a checkpoint of the same architecture, with four exceptions.
 
     - It may have fewer coordinate periods (its periods a prefix of the config's): the input
       convolutions' weights for the new channels start at zero, so the model starts as exactly
