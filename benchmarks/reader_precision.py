@@ -1,6 +1,7 @@
 """How precisely the <state> block is read from the conditioning frames: PhyWorld's threshold
 centroid (the evaluator's parser) against the renderer's disc fitted to the pixels
-(physar/evaluation/disc_fit.py, what `physar.lm.frame_reading.read_state` uses), per scene and bucket.
+(physar/evaluation/disc_fit.py), frame by frame and jointly, and `physar.lm.frame_reading.read_state`'s
+reading (the joint fit along a row in the scenes that move along one), per scene and bucket.
 
 Simulates the evaluation clips of each recipe (`physar compare`'s: eval split, seed 0, the first
 --count of them), renders the conditioning frames and reads them both ways; prints medians against
@@ -26,7 +27,8 @@ from simulators.render import render
 
 READERS = {"threshold centroid": lambda frames, colors, gravity: parse.parse_frames(frames, colors),
            "disc fit": lambda frames, colors, gravity: disc_fit.fit_frames(frames, colors),
-           "joint fit": disc_fit.fit_tracks}
+           "joint fit": disc_fit.fit_tracks,
+           "read_state (joint, along a row in uniform and collision)": None}
 
 
 def read_errors(recipe_path: str, count: int, resolution: int) -> dict:

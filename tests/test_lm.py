@@ -575,6 +575,14 @@ def test_compare_reuses_a_row_only_for_the_same_weights_tokenizer_and_clips(sft_
     with pytest.raises(ValueError, match="no row labelled b"):
         assess.compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp", count=6, progress=False,
                        state_from_frames=("b",))
+    # a row whose <state> the parser read: reused only while the reader is the same (STATE_READER)
+    report_path = tmp_path / "cmp" / "a" / "report.json"
+    report = json.loads(report_path.read_text())
+    args = (tmp_path / "cmp" / "a", run, [recipe_path("uniform")], tmp_path / "cmp" / "data", "exact")
+    report_path.write_text(json.dumps({**report, "state_from": "frames", "state_reader": assess.STATE_READER}))
+    assert assess.finished_report(*args, state_from="frames") is not None
+    report_path.write_text(json.dumps({**report, "state_from": "frames", "state_reader": "per-frame fit (2026-11-30)"}))
+    assert assess.finished_report(*args, state_from="frames") is None
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

@@ -590,6 +590,8 @@ def test_radius_tokens_hold_each_balls_radius_at_the_lowest_indices():
     with pytest.raises(ConfigError, match="no radius_encoder"):
         tiny(num_tokens=8, fine_tokens=4, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4], fine_encoder="keypoints",
              frozen=["radius_encoder"])
+    with pytest.raises(ConfigError, match="snap_radius_tolerance"):
+        tiny(snap_radius_tolerance=-0.5)
 
 
 def test_snap_with_radii_scales_a_ball_and_draws_a_lost_one():
@@ -625,6 +627,12 @@ def test_snap_with_radii_scales_a_ball_and_draws_a_lost_one():
     assert (want.radii[0, 1] - without.radii[0, 1]) * 6.3 > 2  # without radii the lost ball stays lost
     nothing = snap_to_keypoints(x, keypoints, known, radii=torch.tensor([[6.5, 0.4]]), radius_known=known)
     assert parse_frames(DDTTokenizer.to_uint8(nothing).numpy(), colors).radii[0, 1] * 6.3 < 2
+    # a ball drawn within `radius_tolerance` of its radius is pasted as drawn: red is 1.3 px short
+    tolerant = snap_to_keypoints(x, keypoints, known, radii=radii, radius_known=known, radius_tolerance=1.5)
+    kept = parse_frames(DDTTokenizer.to_uint8(tolerant).numpy(), colors)
+    assert abs((want.radii[0, 0] - kept.radii[0, 0]) * 6.3 - 1.3) < 0.2
+    assert np.abs(kept.positions - want.positions).max() * 6.3 < 0.15  # still moved to its keypoint
+    assert abs(kept.radii[0, 1] - want.radii[0, 1]) * 6.3 < 0.15  # the lost ball is drawn all the same
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

@@ -124,13 +124,15 @@ def _fit_pixels(px: _Pixels) -> tuple[float, float, float]:
     return float(col0 + dx), float(row0 + dy), float(np.sqrt(r2))
 
 
-def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple[np.ndarray, float] | None:
+def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0,
+              row_velocity: float | None = None) -> tuple[np.ndarray, float] | None:
     """One ball of `color` over frames [T, H, W, 3] that it crosses in free flight: its centres
     [T, 2] (column, row) on the path c(t) = c0 + v t + (0, a t^2 / 2) (t in frames, `row_acceleration`
     a in rows per frame^2, known), and its one radius, both in pixels; None when a frame lacks the
     colour. Every frame's pixels (`fit_disc`'s equations and inequalities) constrain the five
     unknowns (c0, v, R^2) together, by Gauss-Newton over the pixels that pin or contradict the disc:
-    where one frame's rim holds a pixel or none, the others' pin the path."""
+    where one frame's rim holds a pixel or none, the others' pin the path. `row_velocity` (rows per
+    frame at the first frame), when the scene fixes it, is held rather than fitted: four unknowns."""
     frames = np.asarray(frames)
     masks = color_mask(frames, color)
     if not masks.any(axis=(1, 2)).all():
@@ -143,6 +145,10 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple
     # the line through them (rows less the known fall)
     v_col, c_col = np.polyfit(t, fitted[:, 0], 1)
     v_row, c_row = np.polyfit(t, fitted[:, 1] - row_acceleration * t**2 / 2, 1)
+    free = np.ones(5, dtype=bool)
+    if row_velocity is not None:
+        v_row, free[3] = row_velocity, False
+        c_row = np.mean(fitted[:, 1] - row_acceleration * t**2 / 2 - row_velocity * t)
     theta = np.array([c_col, c_row, v_col, v_row, np.mean(fitted[:, 2] ** 2)])
     origin = theta.copy()
 
@@ -167,8 +173,10 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0) -> tuple
     def descend(theta):
         for _ in range(ITERATIONS):
             res, jac = residuals(theta)
-            lhs = jac.T @ jac + PRIOR_WEIGHT * np.eye(5)
-            step = -np.linalg.solve(lhs, jac.T @ res + PRIOR_WEIGHT * (theta - origin))
+            jac = jac[:, free]
+            lhs = jac.T @ jac + PRIOR_WEIGHT * np.eye(free.sum())
+            step = np.zeros(5)
+            step[free] = -np.linalg.solve(lhs, jac.T @ res + PRIOR_WEIGHT * (theta - origin)[free])
             # the active set changes as the disc moves: halve a step that does not lower the cost
             now = cost(theta)
             for _ in range(20):
@@ -195,14 +203,15 @@ def fit_frames(frames: np.ndarray, colors) -> ParsedFrames:
     return _refine(frames, colors, gravity=None)
 
 
-def fit_tracks(frames: np.ndarray, colors, gravity: float = 0.0) -> ParsedFrames:
+def fit_tracks(frames: np.ndarray, colors, gravity: float = 0.0, horizontal: bool = False) -> ParsedFrames:
     """`fit_frames` with each ball's frames fitted together by `fit_track` (free flight under the known
     `gravity`, world units / s^2, at FRAME_DT a frame), for balls found in every frame; the others
-    as `fit_frames` reads them. For conditioning frames, which hold no collision."""
-    return _refine(frames, colors, gravity)
+    as `fit_frames` reads them. For conditioning frames, which hold no collision. `horizontal`: the
+    scene moves its balls along rows (vertical velocity 0 at the first frame), so only the rest is fitted."""
+    return _refine(frames, colors, gravity, horizontal)
 
 
-def _refine(frames: np.ndarray, colors, gravity: float | None) -> ParsedFrames:
+def _refine(frames: np.ndarray, colors, gravity: float | None, horizontal: bool = False) -> ParsedFrames:
     """The threshold parser's reading with each ball fitted: over all frames at once under `gravity`
     where the ball is found in every frame, frame by frame otherwise (or when `gravity` is None)."""
     frames = np.asarray(frames)
@@ -217,7 +226,7 @@ def _refine(frames: np.ndarray, colors, gravity: float | None) -> ParsedFrames:
     for i, color in enumerate(colors):
         if gravity is not None and parsed.found[:, i].all():
             row_acceleration = -gravity * FRAME_DT**2 / length_to_world(1.0, size)  # rows grow downwards
-            centres, radius = fit_track(frames, color, row_acceleration)
+            centres, radius = fit_track(frames, color, row_acceleration, 0.0 if horizontal else None)
             store(slice(None), i, centres[:, 0], centres[:, 1], radius)
         else:
             for t in np.flatnonzero(parsed.found[:, i]):

@@ -36,6 +36,9 @@ class TokenizerConfig(YamlConfig):
     radius_loss_weight: float = 0.0  # the radius encoder's ball masks toward palette colour p's pixels (keypoints.py)
     snap_to_keypoints: bool = False  # move each drawn ball so that its centre is its keypoint (keypoints.py)
     snap_mode: str = "paste"  # "paste": the ball moves whole; "shift": the pixels near its drawn centre (before 2026-12-01)
+    # with radius tokens: a ball drawn within this many pixels of its radius is pasted unscaled (resampling a
+    # ball to a slightly other size blurs its rim, which moves the threshold parser's centre a little a frame)
+    snap_radius_tolerance: float = 0.0
     # > 0: a convolutional refiner of this width corrects the renderer's frame, reading each keypoint's distance map
     refiner_channels: int = 0
     # parts that keep their (--init) weights: any of FROZEN_PARTS; "encoder" keeps the coarse ids of the checkpoint
@@ -133,6 +136,8 @@ class TokenizerConfig(YamlConfig):
             bad("renderer_sees_fine", "false needs snap_to_keypoints or a refiner, the fine tokens' only way in")
         if self.snap_mode not in SNAP_MODES:
             bad("snap_mode", f"must be one of {SNAP_MODES}")
+        if self.snap_radius_tolerance < 0:
+            bad("snap_radius_tolerance", "must be at least 0 pixels")
         if self.snap_to_keypoints and not (self.fine_tokens and self.fine_encoder == "keypoints"):
             bad("snap_to_keypoints", "needs keypoints: set fine_tokens and fine_encoder: keypoints")
         if self.refiner_channels < 0 or self.refiner_channels and not (self.fine_tokens and self.fine_encoder == "keypoints"):

@@ -145,15 +145,16 @@ def keypoint_loss(points: torch.Tensor, frames: torch.Tensor, min_area: float = 
 
 def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.Tensor, margin: float = 2.5,
                       min_area: float = 2.0, mode: str = "paste", radii: torch.Tensor | None = None,
-                      radius_known: torch.Tensor | None = None) -> torch.Tensor:
+                      radius_known: torch.Tensor | None = None, radius_tolerance: float = 0.0) -> torch.Tensor:
     """Frames [B, 3, H, W] in [-1, 1] with the ball of palette colour p moved (bilinear resampling)
     so that its soft-parser centre is keypoint p [B, P, 2] (column, row, pixels), where `known`
     [B, P] and the frame shows that colour; the rest of the frame is kept.
 
     mode "paste": the ball's pixels (`ball_alphas`) are wiped to the white background and pasted,
     shifted, over the result, so a ball moves any distance whole. With `radii` [B, P] (pixels,
-    where `radius_known`), the pasted ball is also scaled to that radius, and a ball the decoder
-    lost (drawn with under a quarter of its area) is drawn anew: a disc of its colour.
+    where `radius_known`), the pasted ball is also scaled to that radius (unless drawn within
+    `radius_tolerance` pixels of it), and a ball the decoder lost (drawn with under a quarter of its
+    area) is drawn anew: a disc of its colour.
     mode "shift" (before 2026-12-01): the pixels within the ball's radius plus `margin` of its drawn
     centre take the shifted frame; a move longer than about `margin` cut the ball (a collision
     whose renderer left a ball 5 px behind lost most of it)."""
@@ -191,7 +192,8 @@ def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.T
         drawn = (area.clamp_min(0) / torch.pi).sqrt()
         drawn_anew = wanted & (area < LOST_AREA * torch.pi * radii**2)
         moved = moved & ~drawn_anew
-        scale = torch.where(wanted & moved, (drawn / radii.clamp_min(1e-3)).clamp(0.5, 2.0), scale)
+        resize = wanted & moved & ((drawn - radii).abs() > radius_tolerance)
+        scale = torch.where(resize, (drawn / radii.clamp_min(1e-3)).clamp(0.5, 2.0), scale)
     alpha = ball_alphas(frames, p_count) * (moved | drawn_anew)[..., None, None]  # [B, P, H, W]
     # the moved balls wiped to white (and what is left of a lost one)
     out = torch.where((alpha > 0).any(1, keepdim=True), torch.ones_like(frames), frames)

@@ -338,7 +338,8 @@ class DDTTokenizer(nn.Module):
             frames = frames + self.refiner(torch.cat([frames, distance / 8.0, coordinates], 1), zero).sample
         if cfg.snap_to_keypoints:
             radii, radius_known = self.radii(codes, kept) if cfg.radius_tokens else (None, None)
-            frames = snap_to_keypoints(frames, points, known, mode=cfg.snap_mode, radii=radii, radius_known=radius_known)
+            frames = snap_to_keypoints(frames, points, known, mode=cfg.snap_mode, radii=radii, radius_known=radius_known,
+                                       radius_tolerance=cfg.snap_radius_tolerance)
         return frames
 
     def kept_mask(self, num_kept: int | None, batch: int, device=None) -> torch.Tensor:
