@@ -10,19 +10,17 @@ label-free rewards do (`physar.rl.rewards.reference_from_conditioning`), and the
 Each ball is read by fitting the renderer's disc to its pixels in all conditioning frames at once,
 one radius on one free-flight path (`physar.evaluation.disc_fit.fit_tracks`), along a row in the
 scenes that move their balls along one (HORIZONTAL_SCENES: PhyWorld's uniform motion and collision
-are one-dimensional, as the scene's gravity is known, so is its direction; what varies out of
-distribution is speed and size). Three frames of a 2-4 px ball leave its path free by a tenth of a
-pixel a frame: a read vertical drift of 0.16 units/s turned an ID collision's balls 0.6 units/s off
-their line (clip 12 of the 62, sft_cpu_v11: video error 0.17 against 0.036 for the round trip).
-Holding the row velocity at 0 (`python benchmarks/reader_precision.py --count 60`, velocity error
-median / 95th percentile, joint fit -> along a row): collision 0.0003 / 0.132 -> 0.0002 / 0.092 (ID
-p95 0.120 -> 0.050), uniform 0.0001 / 0.035 -> 0.0001 / 0.004. On 62
-clips per scene at 64 px (`python benchmarks/reader_precision.py --count 60`; median / 95th
-percentile of the velocity error, units/s): uniform 0.0001 / 0.035, parabola 0.0125 / 0.033 (the
-0.0125 is pymunk's recorded velocity against the mean step), collision 0.0003 / 0.132 (its 2-3 px
-r_out balls). Fitted frame by frame (until 2026-11-30, session 11): 0.0002 / 0.096, 0.0126 / 0.082,
-0.034 / 0.140; the evaluator's threshold centroid (before that): 0.046, 0.075, 0.084 medians
-(docs/results_v6.md: what that changed).
+are one-dimensional; as the scene's gravity is known, so is its direction, while what varies out of
+distribution, speed and size, is read). Three frames of a 2-4 px ball leave its free path a tenth of
+a pixel a frame loose: a read vertical drift of 0.16 units/s sent an ID collision's balls 0.6 units/s
+off their line (clip 12 of the 62, sft_cpu_v11: video error 0.17 against 0.036 for the round trip).
+
+Velocity error on 62 evaluation clips per scene at 64 px (`python benchmarks/reader_precision.py
+--count 60`; median / 95th percentile, units/s): uniform 0.0001 / 0.004, collision 0.0002 / 0.092
+(ID p95 0.050), parabola 0.0125 / 0.033 (the 0.0125 is pymunk's recorded velocity against the mean
+step). The free joint fit (until 2026-12-01, session 17): uniform 0.0001 / 0.035, collision 0.0003 /
+0.132; fitted frame by frame (until session 11): 0.0002 / 0.096, 0.034 / 0.140, 0.0126 / 0.082; the
+evaluator's threshold centroid (before that): 0.046, 0.084, 0.075 medians (docs/results_v6.md).
 """
 
 from __future__ import annotations
