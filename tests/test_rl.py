@@ -171,6 +171,9 @@ def test_rl_config_errors(tmp_path):
         RLConfig(loss_on="some")
     with pytest.raises(ConfigError, match="logprobs"):
         RLConfig(logprobs="cooked")
+    for top_p in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="top_p"):
+            RLConfig(top_p=top_p)
 
 
 def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tokenized):

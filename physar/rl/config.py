@@ -35,6 +35,9 @@ class RLConfig(YamlConfig):
     beta: float = 0.04  # KL to the SFT reference
     learning_rate: float = 1e-5
     temperature: float = 1.0
+    # nucleus sampling of the rollouts (after the grammar and the temperature): < 1 keeps the tokens the policy is sure
+    # of fixed and varies the uncertain ones (at temperature 1.0-1.2 v11's groups were all alike, at 1.5 they blundered)
+    top_p: float = 1.0
     steps: int = 100
     save_every: int = 25
     seed: int = 0
@@ -60,6 +63,8 @@ class RLConfig(YamlConfig):
         for key in ("prompts_per_step", "steps", "save_every"):
             if getattr(self, key) < 1:
                 bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if not 0 < self.top_p <= 1:
+            bad("top_p", f"must be in (0, 1], got {self.top_p}")
         if self.beta < 0 or self.learning_rate <= 0 or self.temperature <= 0:
             bad("beta" if self.beta < 0 else "learning_rate" if self.learning_rate <= 0 else "temperature",
                 "must be positive")

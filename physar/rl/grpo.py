@@ -307,7 +307,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
         max_completion_length=lang.max_completion_length(num_frames, meta["max_objects"]),
-        temperature=cfg.temperature, top_k=0, beta=cfg.beta, reward_weights=[cfg.reward_weights[n] for n in names],
+        temperature=cfg.temperature, top_k=0, top_p=cfg.top_p, beta=cfg.beta, reward_weights=[cfg.reward_weights[n] for n in names],
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed,
         report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
         model_init_kwargs={"dtype": torch.float32}, disable_tqdm=not progress)
