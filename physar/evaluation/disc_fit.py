@@ -144,11 +144,12 @@ def fit_track(frames: np.ndarray, color, row_acceleration: float = 0.0,
         return fitted[:, :2], float(fitted[0, 2])
     # the line through them (rows less the known fall)
     v_col, c_col = np.polyfit(t, fitted[:, 0], 1)
-    v_row, c_row = np.polyfit(t, fitted[:, 1] - row_acceleration * t**2 / 2, 1)
-    free = np.ones(5, dtype=bool)
-    if row_velocity is not None:
-        v_row, free[3] = row_velocity, False
-        c_row = np.mean(fitted[:, 1] - row_acceleration * t**2 / 2 - row_velocity * t)
+    rows = fitted[:, 1] - row_acceleration * t**2 / 2
+    free = np.ones(5, dtype=bool)  # c_col, c_row, v_col, v_row, R^2
+    if row_velocity is None:
+        v_row, c_row = np.polyfit(t, rows, 1)
+    else:
+        v_row, c_row, free[3] = row_velocity, np.mean(rows - row_velocity * t), False
     theta = np.array([c_col, c_row, v_col, v_row, np.mean(fitted[:, 2] ** 2)])
     origin = theta.copy()
 
