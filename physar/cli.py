@@ -272,7 +272,7 @@ def generate_cmd(
     decoder_steps: int = typer.Option(0, min=0, help="DDT decoder: 0 = one-step renderer; N = N-step DDIM."),
     seed: int = typer.Option(0, help="Seed for sampling and for the simulated placement."),
     state_from: Optional[StateFrom] = typer.Option(None, help="Who reads the scene into the <state> block: the LM (model), or the evaluator's parser from the conditioning frames (frames: label-free; the LM then writes only the roll-out). Default: the checkpoint's own setting (physar.json \"generation\"), else model."),
-    draw: Optional[Draw] = typer.Option(None, help="Who draws each generated frame: the LM (lm: its visual tokens) or the renderer (renderer: the balls of the LM's own states drawn and DDT-encoded in place of its visual tokens, so the video shows its symbolic physics; physar/lm/drawing.py). Default: the checkpoint's own setting, else lm."),
+    draw: Optional[Draw] = typer.Option(None, help="Who draws each generated frame: the LM (lm: its visual tokens) or the renderer (renderer: the balls of the LM's own states drawn and DDT-encoded in place of its visual tokens, their keypoint tokens written from the states and each ball in view decoded as a disc there, so the video shows its symbolic physics; physar/lm/drawing.py). Default: the checkpoint's own setting, else lm."),
 ):
     """Generate the rest of clips with the LM and decode them to videos (constrained decoding: every output parses)."""
     from physar.lm.generate import generate_dataset, single_clip_dataset

@@ -321,9 +321,13 @@ def test_state_read_from_the_frames_is_forced_in_place_of_the_models(sft_run, to
 
 def test_frames_drawn_by_the_renderer_are_the_ddt_tokens_of_the_models_states(sft_run, tokenized, tmp_path):
     """draw="renderer": every generated frame's visual tokens are the DDT encoding of that frame's
-    states (the model's colours and radii at its positions) drawn by the scene's renderer."""
+    states (the model's colours and radii at its positions) drawn by the scene's renderer, with the
+    keypoint tokens (for a keypoint tokenizer) written from the states."""
     from physar.errors import CheckpointError
-    from physar.tokenizer.codec import encode_clip, load_tokenizer
+    import torch
+
+    from physar.lm.drawing import known_keypoints
+    from physar.tokenizer.codec import load_tokenizer
     from simulators.render import render_frames
 
     run, _ = sft_run
@@ -336,11 +340,35 @@ def test_frames_drawn_by_the_renderer_are_the_ddt_tokens_of_the_models_states(sf
         objects, positions = clip["objects"], np.asarray(clip["positions"])
         drawn = render_frames(positions, np.array([max(o["r"], 1e-3) for o in objects]),
                               np.array([o["color"] for o in objects]), 32)
-        assert np.array_equal(np.asarray(clip["visual_ids"])[3:], encode_clip(ddt, drawn))
+        radii = np.array([max(o["r"], 1e-3) for o in objects])
+        keypoints = [known_keypoints(p, radii, [o["color"] for o in objects], ddt.config) for p in positions]
+        expected = np.concatenate([ddt.encode(torch.from_numpy(frame[None]), k).numpy()
+                                   for frame, k in zip(drawn, keypoints)])
+        assert np.array_equal(np.asarray(clip["visual_ids"])[3:], expected)
     generate_dataset(run, data, tmp_path / "lm", limit=3, previews=False, progress=False)  # the model's own drawing
     assert (tmp_path / "lm" / "trajectories.jsonl").read_text() != (tmp_path / "gen" / "trajectories.jsonl").read_text()
     with pytest.raises(CheckpointError, match="draw"):
         generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, draw="painter")
+
+
+def test_drawn_keypoints_are_the_states_centres_for_balls_wholly_in_view():
+    """known_keypoints: keypoint p is the ball of palette colour p at its pixel centre; a ball
+    reaching past the frame's edge keeps the encoder's keypoint (NaN), as does an absent colour."""
+    from types import SimpleNamespace
+
+    from physar.lm.drawing import drawn_snap_mode, known_keypoints
+    from simulators.world import BLUE, RED, world_to_pixel
+
+    config = SimpleNamespace(fine_tokens=6, fine_encoder="keypoints", resolution=64, num_keypoints=2)
+    positions, radii = np.array([[4.0, 6.5], [9.5, 5.0]]), np.array([1.0, 1.0])
+    points = known_keypoints(positions, radii, [BLUE, RED], config)[0].numpy()
+    assert np.allclose(points[1], world_to_pixel(4.0, 6.5, 64), atol=1e-5)  # blue: keypoint 1
+    assert np.isnan(points[0]).all()  # red reaches x = 10.5: past the edge
+    assert known_keypoints(positions[:1], radii[:1], [RED], config)[0, 1].isnan().all()
+    assert known_keypoints(positions, radii, [BLUE, RED], SimpleNamespace(fine_tokens=0, fine_encoder="keypoints")) is None
+    # drawn frames decode their balls as discs where the tokenizer has keypoint and radius tokens
+    assert drawn_snap_mode(SimpleNamespace(config=SimpleNamespace(snap_to_keypoints=True, radius_tokens=True))) == "disc"
+    assert drawn_snap_mode(SimpleNamespace(config=SimpleNamespace(snap_to_keypoints=True, radius_tokens=False))) is None
 
 
 def test_a_checkpoint_can_name_its_own_generation_settings(sft_run, tokenized, tmp_path):
@@ -583,6 +611,11 @@ def test_compare_reuses_a_row_only_for_the_same_weights_tokenizer_and_clips(sft_
     assert assess.finished_report(*args, state_from="frames") is not None
     report_path.write_text(json.dumps({**report, "state_from": "frames", "state_reader": "per-frame fit (2026-11-30)"}))
     assert assess.finished_report(*args, state_from="frames") is None
+    # a row whose frames the renderer drew: reused only while the drawing is the same (DRAWER)
+    report_path.write_text(json.dumps({**report, "draw": "renderer", "drawer": assess.DRAWER}))
+    assert assess.finished_report(*args, draw="renderer") is not None
+    report_path.write_text(json.dumps({**report, "draw": "renderer", "drawer": "renderer, encoder's keypoints"}))
+    assert assess.finished_report(*args, draw="renderer") is None
 
 
 def test_demo_with_a_checkpoint_reports_the_model_beside_the_floor(sft_run, tmp_path):

@@ -404,6 +404,28 @@ def test_init_grows_radius_tokens_onto_keypoints_and_keeps_every_id(data32, tmp_
                               tmp_path / "v5")
 
 
+def test_encode_writes_known_keypoints_and_keeps_the_encoders_elsewhere():
+    """encode(frames, keypoints): a given keypoint reads back to the tokens' grid step, a NaN one
+    and every other token (radius, coarse) are the encoder's; a tokenizer without keypoints refuses."""
+    torch.manual_seed(0)
+    model = DDTTokenizer(tiny(num_tokens=9, fine_tokens=6, fine_fsq_levels=[8, 8], fsq_levels=[4, 4, 4],
+                              fine_encoder="keypoints", radius_tokens=True, max_radius=8.0,
+                              snap_to_keypoints=True, renderer_sees_fine=False)).eval()
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    known = torch.tensor([[[3.3, 20.7], [float("nan"), float("nan")]]] * 3)
+    plain, written = model.encode(frames), model.encode(frames, known)
+    codes = model.ids_to_codes(written)
+    points, _ = model.keypoints(codes, model.kept_mask(None, 3))
+    assert (points[:, 0] - known[:, 0]).abs().max() <= 31 / (8 * 8 - 1) / 2 + 1e-5
+    assert torch.equal(written[:, [0, 1, 3, 5]], plain[:, [0, 1, 3, 5]])  # radii, blue's lo and hi
+    assert torch.equal(written[:, 6:], plain[:, 6:])  # coarse tokens
+    assert not torch.equal(written[:, [2, 4]], plain[:, [2, 4]])  # red's lo and hi
+    with pytest.raises(ValueError, match="expected keypoints"):
+        model.encode(frames, known[:, :1])
+    with pytest.raises(ValueError, match="no keypoint tokens"):
+        DDTTokenizer(tiny()).eval().encode(frames, known)
+
+
 def test_keypoint_digits_hold_a_position_to_a_grid_step_and_pass_the_gradient():
     from physar.tokenizer.keypoints import keypoint_digits, keypoints_from_digits
 
@@ -633,6 +655,43 @@ def test_snap_with_radii_scales_a_ball_and_draws_a_lost_one():
     assert abs((want.radii[0, 0] - kept.radii[0, 0]) * 6.3 - 1.3) < 0.2
     assert np.abs(kept.positions - want.positions).max() * 6.3 < 0.15  # still moved to its keypoint
     assert abs(kept.radii[0, 1] - want.radii[0, 1]) * 6.3 < 0.15  # the lost ball is drawn all the same
+
+
+def test_disc_snap_draws_a_ball_in_view_as_the_scene_renderer_does_and_pastes_one_at_the_edge():
+    """snap mode "disc": a decoded ball (blurred, 0.6 px off) with its keypoint and radius tokens at
+    the true centre and radius parses as the simulator's own frame does (a ball the renderer draws
+    there); a ball reaching the frame's edge is pasted as in "paste" mode; no radii, no disc."""
+    import cv2
+
+    from physar.evaluation.parse import parse_frames
+    from physar.tokenizer.keypoints import snap_to_keypoints
+    from simulators.render import render_frames
+    from simulators.world import BLUE, RED, world_to_pixel
+
+    positions, radii = np.array([[[3.13, 5.07], [9.6, 4.0]]]), np.array([0.71, 0.9])  # blue past the right edge
+    truth = render_frames(positions, radii, np.array([RED, BLUE]), 64)
+    decoded = render_frames(positions + [[[0.06, -0.05], [-0.03, 0.0]]], radii, np.array([RED, BLUE]), 64)
+    decoded = cv2.GaussianBlur(decoded[0], (3, 3), 0.8)[None]
+    cols, rows = world_to_pixel(positions[0, :, 0], positions[0, :, 1], 64)
+    keypoints = torch.tensor(np.stack([cols, rows], -1)[None], dtype=torch.float32)
+    radius_px = torch.tensor(radii[None] * 6.3, dtype=torch.float32)
+    known = torch.ones(1, 2, dtype=torch.bool)
+    x = DDTTokenizer.to_model_range(torch.from_numpy(decoded))
+
+    def snapped(mode):
+        out = snap_to_keypoints(x, keypoints, known, mode=mode, radii=radius_px, radius_known=known)
+        return DDTTokenizer.to_uint8(out).numpy()
+
+    disc, paste = snapped("disc"), snapped("paste")
+    colors = [list(RED), list(BLUE)]
+    want, got = parse_frames(truth, colors), parse_frames(disc, colors)
+    assert np.abs(got.positions[0, 0] - want.positions[0, 0]).max() < 1e-6  # the same pixels as the renderer's
+    # pasted, the blurred ball's own shape moves its parsed centre (here 0.004 units)
+    assert np.abs(parse_frames(paste, colors).positions[0, 0] - want.positions[0, 0]).max() > 0.002
+    blue = (np.abs(disc.astype(int) - [0, 0, 255]).sum(-1) < 200) | (np.abs(paste.astype(int) - [0, 0, 255]).sum(-1) < 200)
+    assert np.array_equal(disc[blue], paste[blue])  # the ball at the edge: pasted alike
+    with pytest.raises(ValueError, match="radii"):
+        snap_to_keypoints(x, keypoints, known, mode="disc")
 
 
 def test_run_folder_guards(data32, trained, tmp_path):

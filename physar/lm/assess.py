@@ -16,6 +16,7 @@ from physar.data.generate import generate, load_metadata
 from physar.evaluation.evaluate import evaluate, initial_speed, is_small, label_speed_panel, markdown, summarize
 from physar.evaluation.metrics import clip_errors
 from physar.language import object_order
+from physar.lm.drawing import DRAWER
 from physar.lm.frame_reading import STATE_READER
 from physar.lm.generate import generate_dataset
 from physar.tokenizer.codec import decoder_fingerprint, weights_fingerprint
@@ -62,7 +63,7 @@ def evaluate_checkpoint(checkpoint: str | Path, recipes: list[str | Path], out: 
     report = {"checkpoint": str(checkpoint), "weights_sha256": weights_fingerprint(checkpoint),
               "tokenizer_sha256": decoder_fingerprint(meta["tokenizer"]),
               "greedy": greedy, "state_from": state_from, "state_reader": STATE_READER if state_from == "frames" else None,
-              "draw": draw, "data_settings": data_settings, "symbolic": lang.symbolic,
+              "draw": draw, "drawer": DRAWER if draw == "renderer" else None, "data_settings": data_settings, "symbolic": lang.symbolic,
               "convention": convention,
               "velocity": velocity, "symbolic_velocity": states, "state_reading": reading, "generation": generation,
               "seconds": round(time.time() - clock, 1)}
@@ -75,7 +76,8 @@ def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[st
                     convention: str, greedy: bool = True, state_from: str = "model", draw: str = "lm") -> dict | None:
     """An earlier `evaluate_checkpoint` report in `folder` that still holds: the same weights and
     DDT tokenizer (weights and config, by fingerprint), pixel convention and decoding, <state> reader
-    (STATE_READER, for a block read from the frames), and every
+    (STATE_READER, for a block read from the frames), drawing (DRAWER, for frames the renderer
+    draws), and every
     recipe's clips in `data_root` simulated with the settings it recorded. None when anything
     differs or is missing (old reports too)."""
     from physar.lm.model import tokenizer_folder
@@ -88,7 +90,8 @@ def finished_report(folder: str | Path, checkpoint: str | Path, recipes: list[st
             or report.get("tokenizer_sha256") != decoder_fingerprint(tokenizer_folder(checkpoint))
             or report.get("greedy") != greedy or report.get("state_from", "model") != state_from
             or report.get("draw", "lm") != draw
-            or (state_from == "frames" and report.get("state_reader") != STATE_READER)):
+            or (state_from == "frames" and report.get("state_reader") != STATE_READER)
+            or (draw == "renderer" and report.get("drawer") != DRAWER)):
         return None
     for name in (Path(r).stem for r in recipes):
         path = Path(data_root) / name / "dataset.json"

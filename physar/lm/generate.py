@@ -170,6 +170,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
     physar/lm/drawing.py). None: the checkpoint's own setting (`physar.lm.model.generation_settings`)."""
     from tqdm import tqdm
 
+    from physar.lm.drawing import drawn_snap_mode
     from physar.lm.frame_reading import read_state
     from physar.lm.model import generation_settings, load_checkpoint
     from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
@@ -195,6 +196,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
         if lang.scene_token and r["scene"] not in SCENE_NAMES:
             raise CheckpointError(f"{data_dir}/{r['video']}: scene {r['scene']!r}; the model needs one of "
                                   f"{', '.join(SCENE_NAMES)} (with --video, say which with --scene)")
+    snap_mode = drawn_snap_mode(ddt) if draw == "renderer" else None
     out.mkdir(parents=True, exist_ok=True)
     rows, failures, agreement, found, clock = [], [], [], [], time.time()
     read_by_parser = 0
@@ -219,7 +221,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
                 ids = np.concatenate([prompt, clip.visual])
                 # every frame, the conditioning ones too, goes through the same decoder, so the
                 # video carries one consistent rendering (no jump where generation begins)
-                frames = decode_clip(ddt, ids, steps=decoder_steps, seed=seed)
+                frames = decode_clip(ddt, ids, steps=decoder_steps, seed=seed, snap_mode=snap_mode)
                 path = out / record["video"]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_video(path, frames)
@@ -237,6 +239,7 @@ def generate_dataset(checkpoint: str | Path, data_dir: str | Path, out: str | Pa
               "seconds_per_clip": round(seconds / max(1, len(records)), 3), "greedy": greedy,
               "temperature": None if greedy else temperature, "top_k": top_k, "decoder_steps": decoder_steps,
               "symbolic": lang.symbolic, "state_from": state_from, "draw": draw,
+              "snap_mode": (snap_mode or ddt.config.snap_mode) if ddt.config.snap_to_keypoints else None,
               "states_read_by_parser": read_by_parser if state_from == "frames" else None,
               "agreement_px": _summary(agreement),
               "agreement_found": float(np.mean(found)) if found else None}
@@ -261,7 +264,8 @@ def generation_markdown(report: dict) -> str:
                                              f"the parser, from the conditioning frames ({report['states_read_by_parser']} "
                                              f"clips; the model read the rest)"),
              "- frames drawn by: " + ("the LM (its visual tokens)" if report.get("draw", "lm") == "lm" else
-                                      "the renderer, from the LM's states (then DDT-encoded)"),
+                                      "the renderer, from the LM's states (then DDT-encoded)")
+             + (f"; snap: {report['snap_mode']}" if report.get("snap_mode") else ""),
              f"- decoded frames vs the model's symbolic states: median {fmt(a['median'])} px, p95 {fmt(a['p95'])} px, "
              f"balls found {fmt(report['agreement_found'])}"]
     lines += [f"- failed: `{f['video']}`: {f['error']}" for f in report["failures"][:20]]

@@ -95,8 +95,9 @@ class RolloutJudge:
     """Reads a completion back and scores it; one judgement per distinct completion, shared by the
     reward functions trl calls one after the other."""
 
-    def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str, agreement: bool = True):
-        self.lang, self.tok, self.ddt = lang, tok, ddt
+    def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str, agreement: bool = True,
+                 snap_mode: str | None = None):
+        self.lang, self.tok, self.ddt, self.snap_mode = lang, tok, ddt, snap_mode  # snap_mode: the decoder's (None: its own)
         self.num_frames, self.max_objects, self.source = num_frames, max_objects, source
         # decoding a rollout's frames (most of a judgement's time) only when a reward looks at them
         self.decodes = source != "symbolic" or agreement
@@ -121,7 +122,7 @@ class RolloutJudge:
         except LanguageError:
             return {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
         colors = [list(c) for c in row["colors"]]
-        parsed = parse_frames(decode_clip(self.ddt, clip.visual), colors) if self.decodes else None
+        parsed = parse_frames(decode_clip(self.ddt, clip.visual, snap_mode=self.snap_mode), colors) if self.decodes else None
         symbolic, named = None, 1.0
         if self.lang.symbolic:
             order = object_order(clip.objects, colors)
@@ -282,6 +283,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from physar.lm.drawing import drawn_snap_mode
     from physar.lm.generate import GrammarConstraint, constrain
     from physar.lm.model import load_checkpoint, resolve_checkpoint, save_checkpoint
     from physar.lm.runs import check_run, json_log_callback, start_run
@@ -301,7 +303,9 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
     pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
-    judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names)
+    drawn = cfg.draw == "renderer"
+    judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names,
+                         snap_mode=drawn_snap_mode(ddt) if drawn else None)
     start_run(run, cfg.to_dict())
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
@@ -315,7 +319,6 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     # trl builds the policy and the KL reference from the checkpoint folder
     common = dict(model=str(sft_folder), reward_funcs=reward_functions(judge, names), args=args,
                   train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
-    drawn = cfg.draw == "renderer"
     if drawn and not lang.symbolic:
         raise ConfigError(f"draw: renderer needs a symbolic checkpoint (it draws the states); {cfg.checkpoint} is visual-only")
     if cfg.loss_on == "decisions" or cfg.logprobs == "constrained":

@@ -65,11 +65,12 @@ def encode_clip(model: DDTTokenizer, frames: np.ndarray, batch: int = 64) -> np.
 
 
 def decode_clip(model: DDTTokenizer, ids: np.ndarray, steps: int = 0, num_tokens: int | None = None,
-                seed: int = 0, batch: int = 64) -> np.ndarray:
-    """Token ids [T, K] -> uint8 frames [T, H, W, 3]."""
+                seed: int = 0, batch: int = 64, snap_mode: str | None = None) -> np.ndarray:
+    """Token ids [T, K] -> uint8 frames [T, H, W, 3] (`snap_mode`: None, the tokenizer's own)."""
     g = torch.Generator().manual_seed(seed)
     t = torch.as_tensor(ids)
-    return torch.cat([model.decode(t[i:i + batch], steps, num_tokens, g) for i in range(0, len(t), batch)]).numpy()
+    return torch.cat([model.decode(t[i:i + batch], steps, num_tokens, g, snap_mode)
+                      for i in range(0, len(t), batch)]).numpy()
 
 
 def encode_dataset(data_dir: str | Path, checkpoint: str | Path, name: str = "ddt", progress: bool = True) -> Path:

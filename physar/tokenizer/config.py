@@ -11,7 +11,7 @@ from physar.errors import ConfigError
 # the parts of the model a config may freeze (model.py attribute names)
 FROZEN_PARTS = ("encoder", "code_in", "token_pos", "context_norm", "null_token", "decoder", "renderer",
                 "fine_encoder", "fine_code_in", "radius_encoder")
-SNAP_MODES = ("paste", "shift")  # keypoints.snap_to_keypoints
+SNAP_MODES = ("paste", "shift", "disc")  # keypoints.snap_to_keypoints
 
 
 @dataclass
@@ -35,7 +35,9 @@ class TokenizerConfig(YamlConfig):
     max_radius: float = 16.0
     radius_loss_weight: float = 0.0  # the radius encoder's ball masks toward palette colour p's pixels (keypoints.py)
     snap_to_keypoints: bool = False  # move each drawn ball so that its centre is its keypoint (keypoints.py)
-    snap_mode: str = "paste"  # "paste": the ball moves whole; "shift": the pixels near its drawn centre (before 2026-12-01)
+    # "paste": the ball moves whole; "disc": a ball wholly in view drawn anew at its keypoint and radius tokens
+    # (radius tokens needed); "shift": the pixels near its drawn centre (before 2026-12-01)
+    snap_mode: str = "paste"
     # with radius tokens: a ball drawn within this many pixels of its radius is pasted unscaled (resampling a
     # ball to a slightly other size blurs its rim, which moves the threshold parser's centre a little a frame)
     snap_radius_tolerance: float = 0.0

@@ -280,12 +280,37 @@ class DDTTokenizer(nn.Module):
         return torch.cat([self.fine_code_in(codes[:, :m, :self.fine_fsq.dim]), self.code_in(codes[:, m:, :self.fsq.dim])], 1)
 
     @torch.no_grad()
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, keypoints: torch.Tensor | None = None) -> torch.Tensor:
         """Frames (uint8 [B, H, W, 3] or float [B, 3, H, W] in [-1, 1]) -> token ids [B, K] on the
-        CPU, index order (0 = finest)."""
+        CPU, index order (0 = finest).
+
+        `keypoints` [B, P, 2] (column, row in pixels; NaN where not known): where a ball's centre is
+        known exactly (a frame drawn from known states, `physar.lm.drawing`), its keypoint tokens
+        are written from it instead of found by the keypoint encoder, which holds a ball to about
+        0.08 px (rms) where the tokens hold 0.015 px."""
         if frames.dtype == torch.uint8:
             frames = self.to_model_range(frames)
-        return self.codes_to_ids(self.quantize(frames.to(self.null_token.device))).cpu()
+        codes = self.quantize(frames.to(self.null_token.device))
+        if keypoints is not None:
+            codes = self._with_keypoints(codes, keypoints.to(codes))
+        return self.codes_to_ids(codes).cpu()
+
+    def _with_keypoints(self, codes: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, d] with the keypoint tokens of the keypoints given [B, P, 2] (NaN: keep)."""
+        cfg = self.config
+        if not (cfg.fine_tokens and cfg.fine_encoder == "keypoints"):
+            raise ValueError("this tokenizer has no keypoint tokens to write (fine_encoder is not 'keypoints')")
+        p = cfg.num_keypoints
+        if keypoints.shape != (codes.shape[0], p, 2):
+            raise ValueError(f"expected keypoints [{codes.shape[0]}, {p}, 2], got {tuple(keypoints.shape)}")
+        first = p if cfg.radius_tokens else 0  # index order: radius tokens, then the lo, then the hi tokens
+        given = ~keypoints.isnan().any(-1, keepdim=True)  # [B, P, 1]
+        hi, lo = keypoint_digits(keypoints.nan_to_num(), cfg.resolution, cfg.fine_fsq_levels[0])
+        codes = codes.clone()
+        for offset, digits in ((first, lo), (first + p, hi)):
+            rows = codes[:, offset:offset + p, :2]
+            codes[:, offset:offset + p, :2] = torch.where(given, self._digits_to_codes(digits), rows)
+        return codes
 
     def context(self, codes: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-attention inputs: [B, 1 + K, C] embeddings (null token first; hidden tokens zeroed)
@@ -312,7 +337,7 @@ class DDTTokenizer(nn.Module):
         return self.decoder(self._unet_input(x_t), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
                             class_labels=self._global(states)).sample
 
-    def render(self, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    def render(self, codes: torch.Tensor, kept: torch.Tensor, snap_mode: str | None = None) -> torch.Tensor:
         """One deterministic step: codes [B, K, d] -> frames [B, 3, H, W] in [-1, 1]."""
         cfg, b, size = self.config, codes.shape[0], self.config.resolution
         seen = kept
@@ -324,10 +349,12 @@ class DDTTokenizer(nn.Module):
         t = torch.full((b,), cfg.num_train_timesteps - 1, device=codes.device, dtype=torch.long)
         frames = self.renderer(self._unet_input(blank), t, encoder_hidden_states=states, encoder_attention_mask=mask.float(),
                                class_labels=self._global(states)).sample
-        return self._finish(frames, codes, kept)
+        return self._finish(frames, codes, kept, snap_mode)
 
-    def _finish(self, frames: torch.Tensor, codes: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-        """The keypoints' corrections of a decoded frame: the refiner's, then the snap."""
+    def _finish(self, frames: torch.Tensor, codes: torch.Tensor, kept: torch.Tensor,
+                snap_mode: str | None = None) -> torch.Tensor:
+        """The keypoints' corrections of a decoded frame: the refiner's, then the snap (`snap_mode`,
+        default the config's)."""
         cfg, b, size = self.config, frames.shape[0], frames.shape[-1]
         if cfg.refiner_channels or cfg.snap_to_keypoints:
             points, known = self.keypoints(codes, kept)
@@ -338,7 +365,8 @@ class DDTTokenizer(nn.Module):
             frames = frames + self.refiner(torch.cat([frames, distance / 8.0, coordinates], 1), zero).sample
         if cfg.snap_to_keypoints:
             radii, radius_known = self.radii(codes, kept) if cfg.radius_tokens else (None, None)
-            frames = snap_to_keypoints(frames, points, known, mode=cfg.snap_mode, radii=radii, radius_known=radius_known,
+            frames = snap_to_keypoints(frames, points, known, mode=snap_mode or cfg.snap_mode, radii=radii,
+                                       radius_known=radius_known,
                                        radius_tolerance=cfg.snap_radius_tolerance)
         return frames
 
@@ -350,17 +378,18 @@ class DDTTokenizer(nn.Module):
 
     @torch.no_grad()
     def decode(self, ids: torch.Tensor, steps: int = 0, num_tokens: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, snap_mode: str | None = None) -> torch.Tensor:
         """Token ids [B, K] (index order) -> uint8 frames [B, H, W, 3] on the CPU.
 
         steps = 0: the one-step renderer (deterministic); steps >= 1: DDIM sampling with the
         diffusion decoder, the visible tokens recomputed from k(t) at every step. `num_tokens`
-        keeps only the first n tokens in the LM's order (coarse first).
+        keeps only the first n tokens in the LM's order (coarse first). `snap_mode` overrides the
+        config's (keypoints.snap_to_keypoints).
         """
         codes = self.ids_to_codes(ids.long().cpu()).to(self.null_token.device)
         kept = self.kept_mask(num_tokens, ids.shape[0], codes.device)
         if steps == 0:
-            return self.to_uint8(self.render(codes, kept)).cpu()
+            return self.to_uint8(self.render(codes, kept, snap_mode)).cpu()
         from diffusers import DDIMScheduler
 
         scheduler = DDIMScheduler.from_config(self.noise_scheduler.config)
@@ -370,7 +399,7 @@ class DDTTokenizer(nn.Module):
         for t in scheduler.timesteps:
             tt = torch.full((ids.shape[0],), int(t), device=codes.device, dtype=torch.long)
             x = scheduler.step(self.denoise(x, tt, codes, kept), t, x).prev_sample
-        return self.to_uint8(self._finish(x, codes, kept)).cpu()
+        return self.to_uint8(self._finish(x, codes, kept, snap_mode)).cpu()
 
     # --- training --------------------------------------------------------------------------
 
