@@ -14,8 +14,9 @@ With a keypoint tokenizer the balls' keypoint tokens are written from the states
 the tokens' 0.015 px) rather than found in the drawn picture by the keypoint encoder (0.08 px rms
 from the true centre): a ball wholly in view, whose keypoint is its centre; a ball at the edge
 keeps the encoder's keypoint, the centre of what shows of it, as the tokenizer was trained. The
-round trip of the 62 evaluation clips a scene (`ddt_cpu_v6`, ID velocity error): uniform 0.0069
--> 0.0051, collision 0.0288 -> 0.0260, parabola 0.0165 -> 0.0127. Radius tokens stay the
+simulator's own states drawn so (62 evaluation clips a scene, `ddt_cpu_v6`, ID velocity error,
+keypoints found -> written): uniform 0.0069 -> 0.0051, collision 0.0288 -> 0.0260, parabola
+0.0165 -> 0.0127. Radius tokens stay the
 encoder's: the snap sizes the decoder's ball against the encoder's own measure of a drawn ball,
 and an exact radius there made collisions worse (r_out 0.047 -> 0.062).
 
