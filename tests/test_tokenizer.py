@@ -658,7 +658,7 @@ def test_snap_with_radii_scales_a_ball_and_draws_a_lost_one():
 
 
 def test_disc_snap_draws_a_ball_in_view_as_the_scene_renderer_does_and_pastes_one_at_the_edge():
-    """snap mode "disc": a decoded ball (blurred, 0.6 px off) with its keypoint and radius tokens at
+    """snap mode "disc": a decoded ball (blurred, half a pixel off) with its keypoint and radius tokens at
     the true centre and radius parses as the simulator's own frame does (a ball the renderer draws
     there); a ball reaching the frame's edge is pasted as in "paste" mode; no radii, no disc."""
     import cv2
