@@ -30,18 +30,15 @@ from tqdm import tqdm
 from physar.data.generate import load_metadata
 from physar.evaluation.evaluate import clip_result, is_small
 from physar.lm.drawing import drawn_snap_mode, known_keypoints
-from physar.tokenizer.codec import decode_clip, load_tokenizer
+from physar.tokenizer.codec import decode_clip, encode_clip, load_tokenizer
 from physar.video import read_video
 
 
-def drawn_ids(ddt, frames: np.ndarray, record: dict, written: bool) -> np.ndarray:
-    """Token ids [T, K] of a clip's true frames, keypoints written from its true states or not."""
-    positions, radii = np.asarray(record["positions"]), np.asarray(record["radii"])
-    ids = []
-    for frame, pos in zip(frames, positions):
-        keypoints = known_keypoints(pos, radii, record["colors"], ddt.config) if written else None
-        ids.append(ddt.encode(torch.from_numpy(frame[None]), keypoints))
-    return torch.cat(ids).numpy()
+def drawn_ids(ddt, frames: np.ndarray, record: dict) -> np.ndarray:
+    """Token ids [T, K] of a clip's true frames with the keypoints written from its true states."""
+    radii = np.asarray(record["radii"])
+    keypoints = torch.cat([known_keypoints(p, radii, record["colors"], ddt.config) for p in np.asarray(record["positions"])])
+    return ddt.encode(torch.from_numpy(frames), keypoints[: len(frames)]).numpy()
 
 
 def main() -> None:
@@ -59,9 +56,8 @@ def main() -> None:
         for record in tqdm(records, desc=folder.name, unit="clip", leave=False):
             frames = read_video(folder / record["video"])[: record["num_frames"]]
             row = [clip_result(record, frames, "exact")["vel_error"]]
-            written = drawn_ids(ddt, frames, record, True)
-            for ids, snap_mode in ((drawn_ids(ddt, frames, record, False), None), (written, None),
-                                   (written, drawn_snap_mode(ddt))):
+            written = drawn_ids(ddt, frames, record)
+            for ids, snap_mode in ((encode_clip(ddt, frames), None), (written, None), (written, drawn_snap_mode(ddt))):
                 decoded = decode_clip(ddt, ids, snap_mode=snap_mode)
                 row.append(clip_result(record, decoded, "exact")["vel_error"])
             for bucket in (record["bucket"], "out") if record["bucket"] != "in" else ("in",):

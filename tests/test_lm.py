@@ -359,13 +359,13 @@ def test_drawn_keypoints_are_the_states_centres_for_balls_wholly_in_view():
     from physar.lm.drawing import drawn_snap_mode, known_keypoints
     from simulators.world import BLUE, RED, world_to_pixel
 
-    config = SimpleNamespace(fine_tokens=6, fine_encoder="keypoints", resolution=64, num_keypoints=2)
+    config = SimpleNamespace(has_keypoints=True, resolution=64, num_keypoints=2)
     positions, radii = np.array([[4.0, 6.5], [9.5, 5.0]]), np.array([1.0, 1.0])
     points = known_keypoints(positions, radii, [BLUE, RED], config)[0].numpy()
     assert np.allclose(points[1], world_to_pixel(4.0, 6.5, 64), atol=1e-5)  # blue: keypoint 1
     assert np.isnan(points[0]).all()  # red reaches x = 10.5: past the edge
     assert known_keypoints(positions[:1], radii[:1], [RED], config)[0, 1].isnan().all()
-    assert known_keypoints(positions, radii, [BLUE, RED], SimpleNamespace(fine_tokens=0, fine_encoder="keypoints")) is None
+    assert known_keypoints(positions, radii, [BLUE, RED], SimpleNamespace(has_keypoints=False)) is None
     # drawn frames decode their balls as discs where the tokenizer has keypoint and radius tokens
     assert drawn_snap_mode(SimpleNamespace(config=SimpleNamespace(snap_to_keypoints=True, radius_tokens=True))) == "disc"
     assert drawn_snap_mode(SimpleNamespace(config=SimpleNamespace(snap_to_keypoints=True, radius_tokens=False))) is None

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
+from physar.tokenizer.keypoints import wholly_in_view
 from simulators.render import render_frames
-from simulators.world import PALETTE, world_to_pixel
+from simulators.world import PALETTE, length_to_world, world_to_pixel
 
 # What an evaluation report records of the drawing, so `physar compare --reuse` draws a row again
 # when it changes.
@@ -56,9 +57,9 @@ class DrawnFrames(LogitsProcessor):
         """The LM-order token ids of the frame the parser is in: its balls at its last positions."""
         objects = parser.objects
         positions = np.asarray(parser.positions[-1], dtype=float)[None]
-        radii = np.array([max(o["r"], 1e-3) for o in objects])
-        frame = render_frames(positions, radii, np.array([o["color"] for o in objects]), self.ddt.config.resolution)
-        keypoints = known_keypoints(positions[0], radii, [o["color"] for o in objects], self.ddt.config)
+        radii, colors = np.array([max(o["r"], 1e-3) for o in objects]), [o["color"] for o in objects]
+        frame = render_frames(positions, radii, np.array(colors), self.ddt.config.resolution)
+        keypoints = known_keypoints(positions[0], radii, colors, self.ddt.config)
         with torch.no_grad():
             ids = self.ddt.encode(torch.from_numpy(frame), keypoints).tolist()[0]
         return [self.visual_id[i] for i in reversed(ids)]  # coarse first, as the language writes them
@@ -83,17 +84,15 @@ def known_keypoints(positions: np.ndarray, radii: np.ndarray, colors, config) ->
     """Balls at world `positions` [N, 2] with `radii` [N] and `colors` -> the keypoints [1, P, 2] to
     write (pixels; keypoint p is the ball of palette colour p), NaN for a keypoint with no ball
     wholly in view; None when the tokenizer has no keypoint tokens."""
-    if not (config.fine_tokens and config.fine_encoder == "keypoints"):
+    if not config.has_keypoints:
         return None
     size, palette = config.resolution, [tuple(c) for c in PALETTE[:config.num_keypoints]]
+    centres = torch.tensor(np.stack(world_to_pixel(positions[:, 0], positions[:, 1], size), -1), dtype=torch.float32)
+    in_view = wholly_in_view(centres, torch.tensor(radii / length_to_world(1.0, size), dtype=torch.float32), size)
     points = torch.full((1, config.num_keypoints, 2), float("nan"))
-    for (x, y), r, color in zip(positions, radii, colors):
-        if tuple(color) not in palette:
-            continue
-        col, row = (float(v) for v in world_to_pixel(x, y, size))
-        r_px = float(world_to_pixel(r, 0.0, size)[0])
-        if min(col, row) - r_px >= 0 and max(col, row) + r_px <= size - 1:
-            points[0, palette.index(tuple(color))] = torch.tensor([col, row])
+    for centre, shown, color in zip(centres, in_view, map(tuple, colors)):
+        if shown and color in palette:
+            points[0, palette.index(color)] = centre
     return points
 
 

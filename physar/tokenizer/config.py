@@ -89,6 +89,11 @@ class TokenizerConfig(YamlConfig):
         return self.num_tokens - self.fine_tokens
 
     @property
+    def has_keypoints(self) -> bool:
+        """Whether the fine tokens are keypoint tokens (keypoints.py)."""
+        return bool(self.fine_tokens) and self.fine_encoder == "keypoints"
+
+    @property
     def num_keypoints(self) -> int:
         """P: with keypoints, fine_tokens = 2P (hi, lo), or 3P with radius tokens."""
         return self.fine_tokens // (3 if self.radius_tokens else 2)
@@ -121,7 +126,7 @@ class TokenizerConfig(YamlConfig):
                                     f"fine_fsq_levels [L, L], got {self.fine_tokens} and {self.fine_fsq_levels}")
         elif "encoder" in self.frozen:
             bad("frozen", "freezing the only encoder leaves nothing to learn the tokens: set fine_tokens too")
-        if self.radius_tokens and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+        if self.radius_tokens and not self.has_keypoints:
             bad("radius_tokens", "radius tokens belong to keypoints: set fine_tokens and fine_encoder: keypoints")
         if self.max_radius <= 0:
             bad("max_radius", f"must be positive, got {self.max_radius}")
@@ -140,9 +145,9 @@ class TokenizerConfig(YamlConfig):
             bad("snap_mode", f"must be one of {SNAP_MODES}")
         if self.snap_radius_tolerance < 0:
             bad("snap_radius_tolerance", "must be at least 0 pixels")
-        if self.snap_to_keypoints and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+        if self.snap_to_keypoints and not self.has_keypoints:
             bad("snap_to_keypoints", "needs keypoints: set fine_tokens and fine_encoder: keypoints")
-        if self.refiner_channels < 0 or self.refiner_channels and not (self.fine_tokens and self.fine_encoder == "keypoints"):
+        if self.refiner_channels < 0 or self.refiner_channels and not self.has_keypoints:
             bad("refiner_channels", "a refiner reads keypoints: set fine_tokens and fine_encoder: keypoints")
         if len(self.encoder_channels) < 1 or self.resolution % 2 ** len(self.encoder_channels):
             bad("encoder_channels", "the stem halves the frame once per entry; the resolution must divide")

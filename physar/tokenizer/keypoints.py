@@ -143,6 +143,12 @@ def keypoint_loss(points: torch.Tensor, frames: torch.Tensor, min_area: float = 
     return F.huber_loss(points[present], centre[:, :p][present], delta=1.0)
 
 
+def wholly_in_view(points: torch.Tensor, radii: torch.Tensor, size: int) -> torch.Tensor:
+    """Balls at keypoints [..., 2] with radii [...] (pixels) -> bool [...]: the whole disc inside a
+    size x size frame, so its keypoint (the centre of what shows) is its centre."""
+    return ((points - radii[..., None] >= 0) & (points + radii[..., None] <= size - 1)).all(-1)
+
+
 def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.Tensor, margin: float = 2.5,
                       min_area: float = 2.0, mode: str = "paste", radii: torch.Tensor | None = None,
                       radius_known: torch.Tensor | None = None, radius_tolerance: float = 0.0) -> torch.Tensor:
@@ -201,8 +207,7 @@ def snap_to_keypoints(frames: torch.Tensor, points: torch.Tensor, known: torch.T
         drawn = (area.clamp_min(0) / torch.pi).sqrt()
         drawn_anew = wanted & (area < LOST_AREA * torch.pi * radii**2)
         if mode == "disc":
-            in_view = ((points - radii[..., None] >= 0) & (points + radii[..., None] <= points.new_tensor([w - 1, h - 1]))).all(-1)
-            drawn_anew = drawn_anew | (wanted & in_view)
+            drawn_anew = drawn_anew | (wanted & wholly_in_view(points, radii, w))
         moved = moved & ~drawn_anew
         resize = wanted & moved & ((drawn - radii).abs() > radius_tolerance)
         scale = torch.where(resize, (drawn / radii.clamp_min(1e-3)).clamp(0.5, 2.0), scale)

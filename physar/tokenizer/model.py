@@ -145,7 +145,7 @@ class DDTTokenizer(nn.Module):
         self.encoder = FrameEncoder(config, self.fsq.dim, config.coarse_tokens)
         self.code_in = nn.Linear(self.fsq.dim, config.context_dim)
         self.fine_fsq = FSQ(list(config.fine_fsq_levels)) if config.fine_tokens else None
-        if config.fine_tokens and config.fine_encoder == "keypoints":
+        if config.has_keypoints:
             self.fine_encoder = KeypointEncoder(3 + coordinate_channel_count(config), config.num_keypoints)
         elif config.fine_tokens:
             self.fine_encoder = FrameEncoder(config, self.fine_fsq.dim, config.fine_tokens)
@@ -298,7 +298,7 @@ class DDTTokenizer(nn.Module):
     def _with_keypoints(self, codes: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
         """Codes [B, K, d] with the keypoint tokens of the keypoints given [B, P, 2] (NaN: keep)."""
         cfg = self.config
-        if not (cfg.fine_tokens and cfg.fine_encoder == "keypoints"):
+        if not cfg.has_keypoints:
             raise ValueError("this tokenizer has no keypoint tokens to write (fine_encoder is not 'keypoints')")
         p = cfg.num_keypoints
         if keypoints.shape != (codes.shape[0], p, 2):
