@@ -553,10 +553,14 @@ class PhysicsLanguage:
 
     # --- reading ---------------------------------------------------------------------------
 
+    def max_state_length(self, max_objects: int) -> int:
+        """The longest <state> block the grammar allows (0 without one: visual-only)."""
+        return 2 + max_objects * (2 + len(FIELDS) * (1 + self.number_length)) if self.symbolic else 0
+
     def max_completion_length(self, num_frames: int, max_objects: int) -> int:
         """The longest completion the grammar allows (numbers at their longest), <eos> included."""
         number = self.number_length
-        state = 2 + max_objects * (2 + len(FIELDS) * (1 + number)) if self.symbolic else 0
+        state = self.max_state_length(max_objects)
         per_ball = 1 + (4 if self.writes_frame_velocities else 2) * number
         frame = 1 + (max_objects * per_ball if self.symbolic else 0) + self.tokens_per_frame
         frame += (1 + number) if self.contact_gap and max_objects > 1 else 0
@@ -646,6 +650,20 @@ def given_state_block(prompt: list[str]) -> list[str]:
     """The <state> block a prompt ends with (given, e.g. read by the parser), for the completion's
     parser to read first; [] when the prompt holds none."""
     return prompt[len(prompt) - 1 - prompt[::-1].index("<state>"):] if "<state>" in prompt else []
+
+
+def read_state_block(lang: PhysicsLanguage, tokens: list[str]) -> list[dict] | None:
+    """The balls (colour, r, x, y, vx, vy in units/s) of the <state> block that `tokens` begin with,
+    a completion's or one the language wrote; None when the block is broken or unfinished."""
+    parser = SequenceParser(lang, 1)
+    try:
+        for token in tokens:
+            parser.feed(token)
+            if token == "</state>":
+                return parser.objects
+    except LanguageError:
+        return None
+    return None
 
 
 class SequenceParser:

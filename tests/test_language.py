@@ -7,7 +7,8 @@ import pytest
 from conftest import trajectories
 
 from physar.data.generate import clip_record
-from physar.language import LanguageError, PhysicsLanguage, SequenceParser, split_tokens, token_roles
+from physar.language import (LanguageError, PhysicsLanguage, SequenceParser, read_state_block, split_tokens,
+                             token_roles)
 from simulators.world import FRAME_DT
 
 K, CODEBOOK = 4, 64
@@ -604,3 +605,19 @@ def test_relative_per_ball_writes_each_balls_relative_step_just_before_its_own_n
     assert roles.count("rel") == token_roles(blocked, block).count("rel")
     with pytest.raises(LanguageError, match="relative_per_ball needs relative_steps"):
         PhysicsLanguage(CODEBOOK, K, relative_per_ball=True, contact_gap=True, **ACCELERATION)
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision"])
+def test_state_block_is_read_alone_and_a_broken_one_is_none(scene):
+    """read_state_block: the balls of a <state> block as the full parse reads them, whatever follows
+    it; None for a block cut short or broken. max_state_length bounds the block."""
+    lang = PhysicsLanguage(CODEBOOK, K, decimals=3, frame_displacement=True, state_steps=True, frame_acceleration=True)
+    record = record_of(scene, 2)
+    completion = lang.completion(record, visual_ids(32))
+    end = completion.index("</state>") + 1
+    objects = read_state_block(lang, completion[:end])
+    assert objects == lang.parse(completion, 29).objects == read_state_block(lang, completion)
+    assert len(objects) == len(record["colors"]) and end <= lang.max_state_length(len(record["colors"]))
+    assert abs(objects[0]["x"] - record["positions"][2][0][0]) <= 0.0005 + 1e-9
+    assert read_state_block(lang, completion[:end - 1]) is None  # unfinished
+    assert read_state_block(lang, ["<frame>"] + completion) is None  # broken

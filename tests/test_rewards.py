@@ -8,7 +8,7 @@ import pytest
 from conftest import trajectories
 
 from physar.rl.rewards import (GRAVITY, agreement_reward, collision_rewards, elastic_velocities, gravity_reward,
-                               reference_from_conditioning, velocity_reward)
+                               reading_reward, reference_from_conditioning, velocity_reward)
 
 DT = 0.1
 COND = 3
@@ -122,3 +122,26 @@ def test_agreement_reward_prefers_frames_that_match_the_states():
     missing = found.copy()
     missing[::2] = False
     assert near > 0.9 > far and agreement_reward(states, states, missing, 64) == pytest.approx(missing.mean())
+
+
+def test_reading_reward_is_one_for_the_reference_and_falls_with_each_error():
+    """The <state> block's reading: the reference itself scores 1; an error in radius, position or
+    velocity costs in proportion to its size; a ball not written scores nothing, an extra ball shrinks it."""
+    reference = np.array([[0.6, 2.0, 5.0, 3.0, 0.0], [0.9, 7.0, 5.0, -1.0, 0.0]])
+    assert reading_reward(reference, reference) == pytest.approx(1.0)
+    for field in (0, 1, 2, 3, 4):
+        scores = []
+        for error in (0.02, 0.1, 0.5):
+            written = reference.copy()
+            written[0, field] += error
+            scores.append(reading_reward(written, reference))
+        assert 1.0 > scores[0] > scores[1] > scores[2] > 0.5  # one field of one ball: at most a sixth lost
+    # half a unit off in position for both balls in x and y: the position score of each ball at 1/(1 + 7.07)
+    shifted = reference + np.array([0, 0.5, 0.5, 0, 0])
+    assert reading_reward(shifted, reference) == pytest.approx((2 + 1 / (1 + np.hypot(0.5, 0.5) / 0.1)) / 3)
+    missing = reference.copy()
+    missing[1] = np.nan
+    assert reading_reward(missing, reference) == pytest.approx(0.5)
+    assert reading_reward(reference, reference, extra=1) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="must both be"):
+        reading_reward(reference[:1], reference)

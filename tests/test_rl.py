@@ -62,7 +62,7 @@ def test_judge_scores_true_completions_best(sft_run, tokenized):
                                           + np.arange(32)[:, None, None] * np.array([0.08, 0.0])).tolist())
         drift_ids = tok(lang.text(lang.completion(drifted, ids)))["input_ids"][1:]
         assert judge(drift_ids, row)["physics"] < truth["physics"] - 0.1
-        assert judge(true_ids[:-40], row) == {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
+        assert judge(true_ids[:-40], row) == {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0, "reading": 0.0}
         # the right paths under the wrong colours: half credit (still graded, unlike a broken sequence)
         swapped = dict(record, colors=[[0, 255, 0], [255, 255, 0]])
         swap_ids = tok(lang.text(lang.completion(swapped, ids)))["input_ids"][1:]
@@ -174,6 +174,12 @@ def test_rl_config_errors(tmp_path):
     for top_p in (0.0, 1.5):
         with pytest.raises(ConfigError, match="top_p"):
             RLConfig(top_p=top_p)
+    with pytest.raises(ConfigError, match="rollout: .*state_from: model"):
+        RLConfig(rollout="state", state_from="frames", reward_weights={"reading": 1.0})
+    with pytest.raises(ConfigError, match="reward_weights: physics judge"):
+        RLConfig(rollout="state", reward_weights={"physics": 1.0, "reading": 1.0})
+    with pytest.raises(ConfigError, match="rollout"):
+        RLConfig(rollout="frames")
 
 
 def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tokenized):
@@ -214,3 +220,48 @@ def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tok
     expected = raw[j, completion[j]] - raw[j, allowed].logsumexp(-1)
     assert logps[0, j] == pytest.approx(float(expected), abs=1e-5)
     assert torch.all(logps[0] >= raw[range(len(completion)), completion] - 1e-5)  # never below the raw ones
+
+
+def test_state_rollouts_reward_the_reading_alone(sft_run, tokenized, tmp_path):
+    """rollout: state: the judge reads only the <state> block and scores it against the pool's reading
+    (label-free: the parser's reading of the conditioning frames); the simulator's own block scores near 1,
+    a block off in position lower, a cut one nothing. GRPO's rollouts stop at the longest block, and in a
+    one-ball scene whatever follows </state> is out of the loss."""
+    from physar.rl.grpo import grammar_steps, readable_mask
+    from physar.lm.generate import GrammarConstraint
+
+    run, tok, lang, meta, ddt = _setup(sft_run)
+    folder = tokenized / "uniform"
+    pool = prompt_pool([folder], ddt, lang, "label_free")
+    records = {str(folder / r["video"]): r for r in load_metadata(folder)}
+    judge = RolloutJudge(lang, tok, ddt, 29, meta["max_objects"], "symbolic", state_only=True)
+    for row in pool[:3]:
+        record = records[row["video"]]
+        block = lang.state_block(record, 2)
+        truth = judge(tok(lang.text(block))["input_ids"][1:], row)
+        # read from three 32 px frames, the reference is a fraction of a pixel off: the truth scores near 1
+        assert truth["format_ok"] == 1.0 and truth["reading"] > 0.8 and truth["physics"] == 0.0
+        moved = dict(record, positions=(np.asarray(record["positions"]) + [0.5, 0.0]).tolist())
+        off = judge(tok(lang.text(lang.state_block(moved, 2)))["input_ids"][1:], row)
+        assert off["reading"] < truth["reading"] - 0.1
+        assert judge(tok(lang.text(block[:-3]))["input_ids"][1:], row)["format_ok"] == 0.0
+        # the right reading under the wrong colour: half credit (graded, unlike a broken block)
+        blue = tok(lang.text(lang.state_block(dict(record, colors=[[0, 0, 255]]), 2)))["input_ids"][1:]
+        assert judge(blue, row)["reading"] == pytest.approx(truth["reading"] / 2)
+    # what follows a one-ball block is masked out: the completion's tokens after </state>
+    grammar = GrammarConstraint(lang, tok, 29, meta["max_objects"])
+    record = records[pool[0]["video"]]
+    completion = lang.completion(record, encode_clip(ddt, read_video(folder / record["video"])))
+    ids = tuple(tok(lang.text(completion[:lang.max_state_length(meta["max_objects"])]))["input_ids"][1:])
+    prompt = tuple(tok(pool[0]["prompt"])["input_ids"])
+    mask = readable_mask([grammar_steps(grammar, prompt, ids, drawn=False, state_only=True)])[0]
+    assert mask.sum() == completion.index("</state>") + 1 < len(ids)
+    cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=4, num_generations=2, prompts_per_step=2,
+                   steps=2, save_every=2, mode="label_free", rollout="state", loss_on="decisions",
+                   logprobs="constrained", reward_weights={"reading": 1.0, "format_ok": 0.1}, learning_rate=1e-3)
+    train_rl(cfg, tmp_path / "rl", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    readings = [r["rewards/reading/mean"] for r in logged if "rewards/reading/mean" in r]
+    assert len(readings) == 2 and all(0 < x <= 1 for x in readings)
+    assert all(r["completions/max_length"] <= lang.max_state_length(meta["max_objects"])
+               for r in logged if "completions/max_length" in r)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from physar.config_file import YamlConfig
 from physar.errors import ConfigError
+from physar.rl.rewards import READING_SCALES
 
 MODES = ("supervised", "label_free")
 SOURCES = ("symbolic", "decoded")
+ROLLOUTS = ("clip", "state")
+REWARDS = ("physics", "agreement", "format_ok", "reading")
 
 
 @dataclass
@@ -20,7 +23,16 @@ class RLConfig(YamlConfig):
     # who writes the <state> block: the policy (model), or the evaluator's parser from the conditioning
     # frames (frames: the block ends each prompt, as `physar generate --state-from frames` forces it)
     state_from: str = "model"
+    # physics: the scene's law over the trajectory; agreement: decoded frames vs symbolic states; format_ok: it
+    # parses; reading: the <state> block against what the conditioning frames show (label-free: the evaluator's
+    # parser reads them) or against the simulator's state there (supervised)
     reward_weights: dict = field(default_factory=lambda: {"physics": 1.0, "agreement": 0.5, "format_ok": 0.1})
+    # what a rollout is: the whole clip, or only the <state> block (the policy's reading of the conditioning
+    # frames, ~70 tokens against ~1100: the reading rewarded alone, state_from: model, reward reading)
+    rollout: str = "clip"
+    # the reading reward's scales (radius, position in units, velocity in units/s): each field's error at its
+    # scale halves that field's share; scales near the policy's errors grade them most steeply
+    reading_scales: list = field(default_factory=lambda: list(READING_SCALES))
     # who draws each rollout frame's visual tokens: the policy (lm), or the renderer from the policy's
     # states (renderer: as `physar generate --draw renderer`, so rollouts are the videos it is judged by)
     draw: str = "lm"
@@ -52,6 +64,15 @@ class RLConfig(YamlConfig):
             bad("trajectory", f"must be one of {', '.join(SOURCES)}, got {self.trajectory!r}")
         if self.state_from not in ("model", "frames"):
             bad("state_from", f"must be 'model' or 'frames', got {self.state_from!r}")
+        if self.rollout not in ROLLOUTS:
+            bad("rollout", f"must be one of {', '.join(ROLLOUTS)}, got {self.rollout!r}")
+        if self.rollout == "state":
+            if self.state_from != "model":
+                bad("rollout", "state rollouts are the policy's own <state> block: they need state_from: model")
+            judged = sorted(n for n in ("physics", "agreement") if self.reward_weights.get(n, 0))
+            if judged:
+                bad("reward_weights", f"{', '.join(judged)} judge(s) the frames, which state rollouts do not write; "
+                                      "weigh reading and format_ok")
         if self.draw not in ("lm", "renderer"):
             bad("draw", f"must be 'lm' or 'renderer', got {self.draw!r}")
         if self.loss_on not in ("all", "decisions"):
@@ -68,6 +89,8 @@ class RLConfig(YamlConfig):
         if self.beta < 0 or self.learning_rate <= 0 or self.temperature <= 0:
             bad("beta" if self.beta < 0 else "learning_rate" if self.learning_rate <= 0 else "temperature",
                 "must be positive")
-        unknown = set(self.reward_weights) - {"physics", "agreement", "format_ok"}
+        if len(self.reading_scales) != 3 or not all(s > 0 for s in self.reading_scales):
+            bad("reading_scales", f"three positive scales (radius, position, velocity), got {self.reading_scales}")
+        unknown = set(self.reward_weights) - set(REWARDS)
         if unknown:
-            bad("reward_weights", f"unknown reward {', '.join(sorted(unknown))} (physics, agreement, format_ok)")
+            bad("reward_weights", f"unknown reward {', '.join(sorted(unknown))} ({', '.join(REWARDS)})")

@@ -20,7 +20,8 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import parse_frames
-from physar.language import LanguageError, SequenceParser, given_state_block, object_order, split_tokens
+from physar.language import (LanguageError, SequenceParser, given_state_block, object_order, read_state_block,
+                              split_tokens)
 from physar.lm.assess import EVALUATION_SEED
 from physar.lm.frame_reading import read_state
 from physar.rl import rewards
@@ -40,7 +41,8 @@ def _spread(records: list[dict], n: int | None) -> list[dict]:
 def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: int | None = None,
                 state_from: str = "model") -> list[dict]:
     """One row per clip: the prompt text and the reference its rollouts are scored against
-    (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours).
+    (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours,
+    and `reading` [N, 5]: r, x, y, vx, vy as the language writes that state in a <state> block).
     state_from="frames": the parser's <state> block ends the prompt (clips it cannot read are left out)."""
     from physar.tokenizer.codec import encode_clip
 
@@ -62,6 +64,7 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                     continue
                 prompt += lang.state_block(read, cond - 1)
             if mode == "supervised":
+                reading = reading_of(lang, r, cond - 1)
                 start = np.asarray(r["positions"])[cond - 1]
                 v0 = np.asarray(r["velocities"])[cond - 1]
                 radii = np.asarray(r["radii"])
@@ -70,12 +73,30 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                     continue  # a ball not wholly in view: its centre and velocity cannot be read
                 start, v0 = np.asarray(read["positions"][-1]), np.asarray(read["velocities"][-1])
                 radii = np.asarray(read["radii"])
+                reading = reading_of(lang, read, cond - 1)
             rows.append({"prompt": lang.text(prompt), "scene": r["scene"],
-                         "video": str(folder / r["video"]),
+                         "video": str(folder / r["video"]), "reading": reading,
                          "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
     if not rows:
         raise ConfigError("prompts: no usable clips in " + ", ".join(map(str, folders)))
     return rows
+
+
+def reading_of(lang, state: dict, frame: int) -> list[list[float]] | None:
+    """[N, 5] r, x, y, vx, vy (units/s) of `state` (a clip record, or `read_state`'s reading) at `frame`,
+    as the language writes them in a <state> block (rounded, steps back to velocities): the reading
+    reward's reference. None for a visual-only language."""
+    if not lang.symbolic:
+        return None
+    return state_array(read_state_block(lang, lang.state_block(state, frame)), state["colors"])[0].tolist()
+
+
+def state_array(objects: list[dict], colors) -> tuple[np.ndarray, int]:
+    """A <state> block's balls in the order of `colors`: ([N, 5] r, x, y, vx, vy, a NaN row where no ball
+    has that colour; the number of balls of other colours)."""
+    order = object_order(objects, colors)
+    rows = [[np.nan] * 5 if j is None else [objects[j][k] for k in ("r", "x", "y", "vx", "vy")] for j in order]
+    return np.array(rows, dtype=float).reshape(len(colors), 5), len(objects) - sum(j is not None for j in order)
 
 
 def _fill_gaps(positions: np.ndarray) -> np.ndarray:
@@ -96,11 +117,14 @@ class RolloutJudge:
     reward functions trl calls one after the other."""
 
     def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str, agreement: bool = True,
-                 snap_mode: str | None = None):
+                 snap_mode: str | None = None, state_only: bool = False,
+                 reading_scales: tuple[float, float, float] = rewards.READING_SCALES):
         self.lang, self.tok, self.ddt, self.snap_mode = lang, tok, ddt, snap_mode  # snap_mode: the decoder's (None: its own)
         self.num_frames, self.max_objects, self.source = num_frames, max_objects, source
+        self.state_only = state_only  # rollouts are <state> blocks (RL config rollout: state)
+        self.reading_scales = tuple(reading_scales)
         # decoding a rollout's frames (most of a judgement's time) only when a reward looks at them
-        self.decodes = source != "symbolic" or agreement
+        self.decodes = (source != "symbolic" or agreement) and not state_only
         self.cache: dict[tuple, dict] = {}
 
     def __call__(self, ids: list[int], row: dict) -> dict:
@@ -117,11 +141,15 @@ class RolloutJudge:
         tokens = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
         # a block given in the prompt (state_from: frames) is where the completion's reading starts
         tokens = given_state_block(split_tokens(row.get("prompt", ""))) + tokens
+        colors = [list(c) for c in row["colors"]]
+        broken = {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0, "reading": 0.0}
+        if self.state_only:
+            objects = read_state_block(self.lang, tokens)
+            return broken if objects is None else {**broken, "format_ok": 1.0, "reading": self._reading(objects, row)}
         try:
             clip = self.lang.parse(tokens, self.num_frames, self.max_objects)
         except LanguageError:
-            return {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0}
-        colors = [list(c) for c in row["colors"]]
+            return broken
         parsed = parse_frames(decode_clip(self.ddt, clip.visual, snap_mode=self.snap_mode), colors) if self.decodes else None
         symbolic, named = None, 1.0
         if self.lang.symbolic:
@@ -149,14 +177,27 @@ class RolloutJudge:
             physics *= found * named
         agreement = rewards.agreement_reward(parsed.positions, symbolic, parsed.found, self.ddt.config.resolution) \
             if symbolic is not None and parsed is not None else 0.0
-        return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement)}
+        reading = self._reading(clip.objects, row) if self.lang.symbolic else 0.0
+        return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement), "reading": reading}
+
+    def _reading(self, objects: list[dict], row: dict) -> float:
+        if row.get("reading") is None:
+            return 0.0
+        reference = np.asarray(row["reading"], dtype=float)
+        written, extra = state_array(objects, row["colors"])
+        if np.isnan(written).any() and len(objects) >= len(reference):
+            # balls given the wrong colours: read in the order written, at half credit, as the physics does
+            in_order = state_array(objects, [o["color"] for o in objects])[0][:len(reference)]
+            return 0.5 * rewards.reading_reward(in_order, reference, len(objects) - len(reference), self.reading_scales)
+        return rewards.reading_reward(written, reference, extra, self.reading_scales)
 
 
-def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...], drawn: bool) -> list[frozenset | None]:
+def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...], drawn: bool,
+                  state_only: bool = False) -> list[frozenset | None]:
     """Per completion token of one rollout, the set of tokens the sampler could have chosen there:
     what the grammar (a `GrammarConstraint`, for its language and vocabulary) allowed, or (`drawn`)
     only the token itself for a visual token the renderer drew; None once the sequence is over (or
-    where a broken rollout stops being readable)."""
+    where a broken rollout stops being readable, or, `state_only`, after its <state> block)."""
     lang = grammar.lang
     visual = lang.expect["visual"]
     parser, steps = SequenceParser(lang, grammar.num_frames, grammar.max_objects), []
@@ -170,6 +211,8 @@ def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...],
             allowed = parser.allowed()
             steps.append(frozenset({token}) if drawn and allowed is visual else allowed)
             parser.feed(token)
+            if state_only and token == "</state>":
+                break
     except LanguageError:
         pass  # a truncated or broken rollout: read up to where it breaks
     return steps + [None] * (len(completion) - len(steps))
@@ -186,6 +229,14 @@ def decision_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
     return out
 
 
+def readable_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
+    """[B, C] 1 where `grammar_steps` read a token (0 after the sequence's end or, state_only, its <state> block)."""
+    out = np.zeros((len(steps), max(map(len, steps), default=0)), dtype=np.int64)
+    for row, row_steps in enumerate(steps):
+        out[row, :len(row_steps)] = [allowed is not None for allowed in row_steps]
+    return out
+
+
 def constrained_trainer():
     """trl's GRPOTrainer for a policy sampled under the physics language's grammar.
 
@@ -197,17 +248,22 @@ def constrained_trainer():
       30-40 steps (configs/rl/cpu_v2_contact.yaml and cpu_v2_contact_decisions.yaml, 2026-11-30).
     - `decisions_only` (`loss_on: decisions`): the loss and KL count only the tokens the policy chose
       (`decision_mask`), through trl's per-token mask for tokens the policy did not write (`tool_mask`).
+    - `state_only` (`rollout: state`): rollouts are cut at the longest <state> block; in one with fewer
+      balls what follows its </state> is out of the loss and KL, through the same mask.
     """
     import torch
     from trl import GRPOTrainer
 
     class ConstrainedGRPOTrainer(GRPOTrainer):
-        def __init__(self, *args, grammar, drawn: bool, constrained: bool, decisions_only: bool, **kwargs):
+        def __init__(self, *args, grammar, drawn: bool, constrained: bool, decisions_only: bool,
+                     state_only: bool = False, **kwargs):
             super().__init__(*args, **kwargs)
             self.grammar, self.constrained, self.decisions_only = grammar, constrained, decisions_only
+            self.state_only = state_only
             # each rollout's grammar is replayed once, then shared by the decision mask and the policy's,
             # the reference's (and the old policy's) log-probabilities
-            self.steps_of_row = functools.lru_cache(maxsize=1024)(lambda p, c: grammar_steps(grammar, p, c, drawn))
+            self.steps_of_row = functools.lru_cache(maxsize=1024)(
+                lambda p, c: grammar_steps(grammar, p, c, drawn, state_only))
 
         def steps_of(self, prompt_ids, prompt_mask, completion_ids, completion_mask):
             return [self.steps_of_row(tuple(p[pm.bool()].tolist()), tuple(c[cm.bool()].tolist()))
@@ -215,9 +271,9 @@ def constrained_trainer():
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
-            if self.decisions_only:
+            if self.decisions_only or self.state_only:
                 steps = self.steps_of(out["prompt_ids"], out["prompt_mask"], out["completion_ids"], out["completion_mask"])
-                decided = torch.from_numpy(decision_mask(steps))
+                decided = torch.from_numpy(decision_mask(steps) if self.decisions_only else readable_mask(steps))
                 mask = torch.zeros_like(out["completion_mask"])
                 mask[:, :decided.shape[1]] = decided.to(mask)
                 if "tool_mask" in out:
@@ -267,7 +323,7 @@ def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
     """One trl reward function per component (trl logs each as rewards/<name>/mean)."""
     def make(name):
         def score(prompts, completions, completion_ids, **columns):
-            keys = ("scene", "start", "v0", "radii", "colors")
+            keys = ("scene", "start", "v0", "radii", "colors", "reading")
             return [judge(ids, {**{k: columns[k][i] for k in keys}, "prompt": prompts[i]})[name]
                     for i, ids in enumerate(completion_ids)]
 
@@ -304,13 +360,20 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
     drawn = cfg.draw == "renderer"
+    state_only = cfg.rollout == "state"
+    if state_only and not lang.symbolic:
+        raise ConfigError(f"rollout: state needs a symbolic checkpoint (one that writes a <state> block); "
+                          f"{cfg.checkpoint} is visual-only")
+    drawn = drawn and not state_only  # a <state> block has no frames to draw
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names,
-                         snap_mode=drawn_snap_mode(ddt) if drawn else None)
+                         snap_mode=drawn_snap_mode(ddt) if drawn else None, state_only=state_only,
+                         reading_scales=cfg.reading_scales)
     start_run(run, cfg.to_dict())
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
-        max_completion_length=lang.max_completion_length(num_frames, meta["max_objects"]),
+        max_completion_length=lang.max_state_length(meta["max_objects"]) if state_only
+        else lang.max_completion_length(num_frames, meta["max_objects"]),
         temperature=cfg.temperature, top_k=0, top_p=cfg.top_p, beta=cfg.beta, reward_weights=[cfg.reward_weights[n] for n in names],
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed,
         report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False, activation_checkpointing=False,
@@ -321,10 +384,10 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
                   train_dataset=Dataset.from_list(pool), processing_class=tok, callbacks=[json_log_callback(log_path)])
     if drawn and not lang.symbolic:
         raise ConfigError(f"draw: renderer needs a symbolic checkpoint (it draws the states); {cfg.checkpoint} is visual-only")
-    if cfg.loss_on == "decisions" or cfg.logprobs == "constrained":
+    if cfg.loss_on == "decisions" or cfg.logprobs == "constrained" or state_only:
         trainer = constrained_trainer()(**common, grammar=GrammarConstraint(lang, tok, num_frames, meta["max_objects"]),
                                         drawn=drawn, constrained=cfg.logprobs == "constrained",
-                                        decisions_only=cfg.loss_on == "decisions")
+                                        decisions_only=cfg.loss_on == "decisions", state_only=state_only)
     else:
         trainer = GRPOTrainer(**common)
     constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames",
