@@ -69,9 +69,10 @@ def errors(lang, clips, blocks) -> dict:
         written, extra = state_array(objects or [], record["colors"])
         wrong = objects is None or extra > 0 or np.isnan(written).any()
         e = np.abs(written - truth)
-        row = (np.nanmax(np.hypot(e[:, 1], e[:, 2])) if not np.isnan(e).all() else np.nan,
-               np.nanmax(np.hypot(e[:, 3], e[:, 4])) if not np.isnan(e).all() else np.nan,
-               np.nanmax(e[:, 0]) if not np.isnan(e).all() else np.nan,
+        read = not np.isnan(e).all()  # some ball written with a colour the clip has
+        row = (np.nanmax(np.hypot(e[:, 1], e[:, 2])) if read else np.nan,
+               np.nanmax(np.hypot(e[:, 3], e[:, 4])) if read else np.nan,
+               np.nanmax(e[:, 0]) if read else np.nan,
                reading_reward(written, truth, extra), float(wrong))
         key = (record["scene"], "ID" if record["bucket"] == "in" else "OOD")
         out.setdefault(key, []).append(row)

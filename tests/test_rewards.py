@@ -145,3 +145,13 @@ def test_reading_reward_is_one_for_the_reference_and_falls_with_each_error():
     assert reading_reward(reference, reference, extra=1) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="must both be"):
         reading_reward(reference[:1], reference)
+
+
+def test_reading_weights_set_each_fields_share():
+    """Weights move a field's share of the score: a velocity error costs twice as much with velocity
+    weighted double (half the score against a third), and nothing at weight 0."""
+    reference = np.array([[0.6, 2.0, 5.0, 3.0, 0.0]])
+    fast = reference + np.array([0, 0, 0, 0.1, 0])  # velocity off by one scale: that field scores 1/2
+    assert reading_reward(fast, reference) == pytest.approx(1 - 0.5 / 3)
+    assert reading_reward(fast, reference, weights=(1, 1, 2)) == pytest.approx(1 - 0.5 / 2)
+    assert reading_reward(fast, reference, weights=(1, 1, 0)) == pytest.approx(1.0)

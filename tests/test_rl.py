@@ -180,6 +180,11 @@ def test_rl_config_errors(tmp_path):
         RLConfig(rollout="state", reward_weights={"physics": 1.0, "reading": 1.0})
     with pytest.raises(ConfigError, match="rollout"):
         RLConfig(rollout="frames")
+    with pytest.raises(ConfigError, match="reading_scales"):
+        RLConfig(reading_scales=[0.1, 0.0, 0.1])
+    for weights in ([1.0, 1.0], [1.0, -1.0, 2.0], [0.0, 0.0, 0.0]):
+        with pytest.raises(ConfigError, match="reading_weights"):
+            RLConfig(reading_weights=weights)
 
 
 def test_constrained_logprobs_are_those_of_the_distribution_sampled(sft_run, tokenized):
@@ -227,8 +232,8 @@ def test_state_rollouts_reward_the_reading_alone(sft_run, tokenized, tmp_path):
     (label-free: the parser's reading of the conditioning frames); the simulator's own block scores near 1,
     a block off in position lower, a cut one nothing. GRPO's rollouts stop at the longest block, and in a
     one-ball scene whatever follows </state> is out of the loss."""
-    from physar.rl.grpo import grammar_steps, readable_mask
     from physar.lm.generate import GrammarConstraint
+    from physar.rl.grpo import decision_mask, grammar_steps
 
     run, tok, lang, meta, ddt = _setup(sft_run)
     folder = tokenized / "uniform"
@@ -254,7 +259,7 @@ def test_state_rollouts_reward_the_reading_alone(sft_run, tokenized, tmp_path):
     completion = lang.completion(record, encode_clip(ddt, read_video(folder / record["video"])))
     ids = tuple(tok(lang.text(completion[:lang.max_state_length(meta["max_objects"])]))["input_ids"][1:])
     prompt = tuple(tok(pool[0]["prompt"])["input_ids"])
-    mask = readable_mask([grammar_steps(grammar, prompt, ids, drawn=False, state_only=True)])[0]
+    mask = decision_mask([grammar_steps(grammar, prompt, ids, drawn=False, state_only=True)], decisions_only=False)[0]
     assert mask.sum() == completion.index("</state>") + 1 < len(ids)
     cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=4, num_generations=2, prompts_per_step=2,
                    steps=2, save_every=2, mode="label_free", rollout="state", loss_on="decisions",

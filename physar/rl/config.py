@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from physar.config_file import YamlConfig
 from physar.errors import ConfigError
-from physar.rl.rewards import READING_SCALES
+from physar.rl.rewards import READING_SCALES, READING_WEIGHTS
 
 MODES = ("supervised", "label_free")
 SOURCES = ("symbolic", "decoded")
@@ -33,6 +33,8 @@ class RLConfig(YamlConfig):
     # the reading reward's scales (radius, position in units, velocity in units/s): each field's error at its
     # scale halves that field's share; scales near the policy's errors grade them most steeply
     reading_scales: list = field(default_factory=lambda: list(READING_SCALES))
+    # the shares of radius, position and velocity in a ball's reading score (equal by default)
+    reading_weights: list = field(default_factory=lambda: list(READING_WEIGHTS))
     # who draws each rollout frame's visual tokens: the policy (lm), or the renderer from the policy's
     # states (renderer: as `physar generate --draw renderer`, so rollouts are the videos it is judged by)
     draw: str = "lm"
@@ -91,6 +93,8 @@ class RLConfig(YamlConfig):
                 "must be positive")
         if len(self.reading_scales) != 3 or not all(s > 0 for s in self.reading_scales):
             bad("reading_scales", f"three positive scales (radius, position, velocity), got {self.reading_scales}")
+        if len(self.reading_weights) != 3 or min(self.reading_weights) < 0 or sum(self.reading_weights) <= 0:
+            bad("reading_weights", f"three weights >= 0, not all 0 (radius, position, velocity), got {self.reading_weights}")
         unknown = set(self.reward_weights) - set(REWARDS)
         if unknown:
             bad("reward_weights", f"unknown reward {', '.join(sorted(unknown))} ({', '.join(REWARDS)})")

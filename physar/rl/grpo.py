@@ -118,11 +118,12 @@ class RolloutJudge:
 
     def __init__(self, lang, tok, ddt, num_frames: int, max_objects: int, source: str, agreement: bool = True,
                  snap_mode: str | None = None, state_only: bool = False,
-                 reading_scales: tuple[float, float, float] = rewards.READING_SCALES):
+                 reading_scales: tuple[float, float, float] = rewards.READING_SCALES,
+                 reading_weights: tuple[float, float, float] = rewards.READING_WEIGHTS):
         self.lang, self.tok, self.ddt, self.snap_mode = lang, tok, ddt, snap_mode  # snap_mode: the decoder's (None: its own)
         self.num_frames, self.max_objects, self.source = num_frames, max_objects, source
         self.state_only = state_only  # rollouts are <state> blocks (RL config rollout: state)
-        self.reading_scales = tuple(reading_scales)
+        self.reading_scales, self.reading_weights = tuple(reading_scales), tuple(reading_weights)
         # decoding a rollout's frames (most of a judgement's time) only when a reward looks at them
         self.decodes = (source != "symbolic" or agreement) and not state_only
         self.cache: dict[tuple, dict] = {}
@@ -187,9 +188,11 @@ class RolloutJudge:
         written, extra = state_array(objects, row["colors"])
         if np.isnan(written).any() and len(objects) >= len(reference):
             # balls given the wrong colours: read in the order written, at half credit, as the physics does
-            in_order = state_array(objects, [o["color"] for o in objects])[0][:len(reference)]
-            return 0.5 * rewards.reading_reward(in_order, reference, len(objects) - len(reference), self.reading_scales)
-        return rewards.reading_reward(written, reference, extra, self.reading_scales)
+            in_order = np.array([[o[k] for k in ("r", "x", "y", "vx", "vy")] for o in objects[:len(reference)]],
+                                dtype=float)
+            return 0.5 * rewards.reading_reward(in_order, reference, len(objects) - len(reference),
+                                               self.reading_scales, self.reading_weights)
+        return rewards.reading_reward(written, reference, extra, self.reading_scales, self.reading_weights)
 
 
 def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...], drawn: bool,
@@ -218,22 +221,15 @@ def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...],
     return steps + [None] * (len(completion) - len(steps))
 
 
-def decision_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
-    """[B, C] 1 where the policy decided the token (`grammar_steps`: more than one was possible).
-    Most tokens are not decisions: digits the grammar writes (positions, gaps), structure, and with
-    drawing every frame's K visual tokens."""
+def decision_mask(steps: list[list[frozenset | None]], decisions_only: bool = True) -> np.ndarray:
+    """[B, C] 1 where the policy decided the token (`grammar_steps`: more than one was possible), or
+    (not `decisions_only`) wherever `grammar_steps` read one: 0 after the sequence's end or,
+    state_only, its <state> block. Most tokens are not decisions: digits the grammar writes
+    (positions, gaps), structure, and with drawing every frame's K visual tokens."""
     out = np.zeros((len(steps), max(map(len, steps), default=0)), dtype=np.int64)
     for row, row_steps in enumerate(steps):
         for j, allowed in enumerate(row_steps):
-            out[row, j] = allowed is not None and len(allowed) > 1
-    return out
-
-
-def readable_mask(steps: list[list[frozenset | None]]) -> np.ndarray:
-    """[B, C] 1 where `grammar_steps` read a token (0 after the sequence's end or, state_only, its <state> block)."""
-    out = np.zeros((len(steps), max(map(len, steps), default=0)), dtype=np.int64)
-    for row, row_steps in enumerate(steps):
-        out[row, :len(row_steps)] = [allowed is not None for allowed in row_steps]
+            out[row, j] = allowed is not None and (len(allowed) > 1 or not decisions_only)
     return out
 
 
@@ -273,7 +269,7 @@ def constrained_trainer():
             out = super()._generate_and_score_completions(inputs)
             if self.decisions_only or self.state_only:
                 steps = self.steps_of(out["prompt_ids"], out["prompt_mask"], out["completion_ids"], out["completion_mask"])
-                decided = torch.from_numpy(decision_mask(steps) if self.decisions_only else readable_mask(steps))
+                decided = torch.from_numpy(decision_mask(steps, self.decisions_only))
                 mask = torch.zeros_like(out["completion_mask"])
                 mask[:, :decided.shape[1]] = decided.to(mask)
                 if "tool_mask" in out:
@@ -367,7 +363,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     drawn = drawn and not state_only  # a <state> block has no frames to draw
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names,
                          snap_mode=drawn_snap_mode(ddt) if drawn else None, state_only=state_only,
-                         reading_scales=cfg.reading_scales)
+                         reading_scales=cfg.reading_scales, reading_weights=cfg.reading_weights)
     start_run(run, cfg.to_dict())
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,

@@ -152,14 +152,17 @@ def agreement_reward(decoded: np.ndarray, symbolic: np.ndarray, found: np.ndarra
 
 
 READING_SCALES = (0.05, 0.1, 0.1)  # radius, position (world units), velocity (units/s): half the reward each
+READING_WEIGHTS = (1.0, 1.0, 1.0)  # radius, position, velocity: their shares of a ball's score
 
 
 def reading_reward(written: np.ndarray, reference: np.ndarray, extra: int = 0,
-                   scales: tuple[float, float, float] = READING_SCALES) -> float:
+                   scales: tuple[float, float, float] = READING_SCALES,
+                   weights: tuple[float, float, float] = READING_WEIGHTS) -> float:
     """The <state> block as read against a reference reading of the same conditioning frames:
     written and reference [N, 5] (r, x, y, vx, vy per ball, in the reference's ball order; a row of
     NaN where the block names no ball of that colour). Each ball scores the mean over radius,
-    position and velocity (vector distances) of 1 / (1 + error / scale), a ball not written 0; the
+    position and velocity (vector distances) of 1 / (1 + error / scale), weighted by `weights`
+    (equal by default), a ball not written 0; the
     reward is the mean over the reference's balls, shrunk by `extra` balls written that it does not
     have (N / (N + extra))."""
     written, reference = np.asarray(written, dtype=float), np.asarray(reference, dtype=float)
@@ -171,7 +174,7 @@ def reading_reward(written: np.ndarray, reference: np.ndarray, extra: int = 0,
             scores.append(0.0)
             continue
         errors = (abs(w[0] - ref[0]), np.linalg.norm(w[1:3] - ref[1:3]), np.linalg.norm(w[3:5] - ref[3:5]))
-        scores.append(np.mean([_score(e, s) for e, s in zip(errors, scales)]))
+        scores.append(np.average([_score(e, s) for e, s in zip(errors, scales)], weights=weights))
     return float(np.mean(scores)) * len(reference) / (len(reference) + extra) if len(reference) else 0.0
 
 
