@@ -9,8 +9,13 @@ position (units), velocity (units/s), radius (units); `reward` is the mean readi
 balls than the clip's. The folders are evaluation sets as `physar compare` writes them
 (outputs/compare_v6/data/<scene>).
 
+`--per-ball` adds whether each ball is read at all: per scene, ball (in the clip's colour order)
+and field, the correlation over clips of what the block wrote with the truth, beside the spread of
+each. A median error can look fair when the LM writes one likely value for every clip; a
+correlation near 0 (or `const`) says so.
+
     python benchmarks/lm_reading.py --data outputs/compare_v6/data/{uniform,collision,parabola} \\
-        --checkpoint checkpoints/sft_cpu_v11 runs/rl_v11_reading_label_free/checkpoint
+        --checkpoint checkpoints/sft_cpu_v11 runs/rl_v11_reading_label_free/checkpoint [--per-ball]
 """
 
 from __future__ import annotations
@@ -79,15 +84,40 @@ def errors(lang, clips, blocks) -> dict:
     return out
 
 
+FIELDS = ("r", "x", "y", "vx", "vy")
+
+
+def per_ball(lang, clips, blocks) -> dict:
+    """{(scene, ball, field): (n, correlation, written std, truth std)} over the clips where the block
+    names that ball's colour; correlation None where either side is constant."""
+    pairs: dict = {}
+    for (record, _), objects in zip(clips, blocks):
+        truth = np.asarray(reading_of(lang, record, record["conditioning_frames"] - 1))
+        written, _ = state_array(objects or [], record["colors"])
+        for ball in range(len(truth)):
+            if np.isfinite(written[ball]).all():
+                for f, name in enumerate(FIELDS):
+                    pairs.setdefault((record["scene"], ball + 1, name), []).append((written[ball, f], truth[ball, f]))
+    out = {}
+    for key, values in pairs.items():
+        w, t = np.asarray(values).T
+        corr = float(np.corrcoef(w, t)[0, 1]) if w.std() > 1e-9 and t.std() > 1e-9 else None
+        out[key] = (len(w), corr, float(w.std()), float(t.std()))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", nargs="+", required=True, help="Evaluation dataset folders (one per scene).")
     ap.add_argument("--checkpoint", nargs="+", required=True, help="LM checkpoints (same DDT tokenizer), one row each.")
     ap.add_argument("--batch-size", type=int, default=32, help="Clips read together.")
+    ap.add_argument("--per-ball", action="store_true",
+                    help="Also print, per ball and field, the correlation of the written values with the truth.")
     args = ap.parse_args()
     _, _, lang, meta = load_checkpoint(args.checkpoint[0])
     clips = prompts_of([Path(d) for d in args.data], load_tokenizer(meta["tokenizer"]))
-    table = {c: errors(lang, clips, read_blocks(c, clips, args.batch_size)) for c in args.checkpoint}
+    blocks = {c: read_blocks(c, clips, args.batch_size) for c in args.checkpoint}
+    table = {c: errors(lang, clips, b) for c, b in blocks.items()}
     print("| checkpoint | scene | split | n | position | velocity | radius | reward | wrong |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for c, rows in table.items():
@@ -95,6 +125,13 @@ def main() -> None:
             v = np.asarray(values)
             print(f"| {c} | {scene} | {split} | {len(v)} | {np.nanmedian(v[:, 0]):.3f} | {np.nanmedian(v[:, 1]):.3f} | "
                   f"{np.nanmedian(v[:, 2]):.3f} | {v[:, 3].mean():.3f} | {int(v[:, 4].sum())} |")
+    if args.per_ball:
+        print("\n| checkpoint | scene | ball | field | n | correlation | written std | truth std |")
+        print("|---|---|---:|---|---:|---:|---:|---:|")
+        for c, b in blocks.items():
+            for (scene, ball, name), (n, corr, ws, ts) in sorted(per_ball(lang, clips, b).items()):
+                print(f"| {c} | {scene} | {ball} | {name} | {n} | {'const' if corr is None else f'{corr:+.2f}'} | "
+                      f"{ws:.3f} | {ts:.3f} |")
 
 
 if __name__ == "__main__":
