@@ -31,7 +31,7 @@ from physar.data.generate import load_metadata
 from physar.language import read_state_block
 from physar.lm.generate import GrammarConstraint
 from physar.lm.model import load_checkpoint
-from physar.rl.grpo import reading_of, state_array
+from physar.rl.grpo import STATE_FIELDS, reading_of, state_array
 from physar.rl.rewards import reading_reward
 from physar.tokenizer.codec import encode_clip, load_tokenizer
 from physar.video import read_video
@@ -66,12 +66,20 @@ def read_blocks(checkpoint: str, clips: list[tuple[dict, np.ndarray]], batch_siz
     return out
 
 
-def errors(lang, clips, blocks) -> dict:
+def readings(lang, clips, blocks) -> list[tuple[dict, np.ndarray, int, np.ndarray]]:
+    """Per clip: (record, what its block wrote [N, 5] in the clip's colour order, balls of other colours,
+    the truth [N, 5]), shared by both tables."""
+    out = []
+    for (record, _), objects in zip(clips, blocks):
+        written, extra = state_array(objects or [], record["colors"])
+        out.append((record, written, extra, np.asarray(reading_of(lang, record, record["conditioning_frames"] - 1))))
+    return out
+
+
+def errors(rows, blocks) -> dict:
     """{(scene, "ID" | "OOD"): [(position, velocity, radius error, reward, wrong)]} per clip."""
     out: dict = {}
-    for (record, _), objects in zip(clips, blocks):
-        truth = np.asarray(reading_of(lang, record, record["conditioning_frames"] - 1))
-        written, extra = state_array(objects or [], record["colors"])
+    for (record, written, extra, truth), objects in zip(rows, blocks):
         wrong = objects is None or extra > 0 or np.isnan(written).any()
         e = np.abs(written - truth)
         read = not np.isnan(e).all()  # some ball written with a colour the clip has
@@ -84,19 +92,14 @@ def errors(lang, clips, blocks) -> dict:
     return out
 
 
-FIELDS = ("r", "x", "y", "vx", "vy")
-
-
-def per_ball(lang, clips, blocks) -> dict:
+def per_ball(rows) -> dict:
     """{(scene, ball, field): (n, correlation, written std, truth std)} over the clips where the block
     names that ball's colour; correlation None where either side is constant."""
     pairs: dict = {}
-    for (record, _), objects in zip(clips, blocks):
-        truth = np.asarray(reading_of(lang, record, record["conditioning_frames"] - 1))
-        written, _ = state_array(objects or [], record["colors"])
+    for record, written, _, truth in rows:
         for ball in range(len(truth)):
             if np.isfinite(written[ball]).all():
-                for f, name in enumerate(FIELDS):
+                for f, name in enumerate(STATE_FIELDS):
                     pairs.setdefault((record["scene"], ball + 1, name), []).append((written[ball, f], truth[ball, f]))
     out = {}
     for key, values in pairs.items():
@@ -117,19 +120,20 @@ def main() -> None:
     _, _, lang, meta = load_checkpoint(args.checkpoint[0])
     clips = prompts_of([Path(d) for d in args.data], load_tokenizer(meta["tokenizer"]))
     blocks = {c: read_blocks(c, clips, args.batch_size) for c in args.checkpoint}
-    table = {c: errors(lang, clips, b) for c, b in blocks.items()}
+    rows = {c: readings(lang, clips, b) for c, b in blocks.items()}
+    table = {c: errors(rows[c], blocks[c]) for c in args.checkpoint}
     print("| checkpoint | scene | split | n | position | velocity | radius | reward | wrong |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for c, rows in table.items():
-        for (scene, split), values in sorted(rows.items()):
+    for c, groups in table.items():
+        for (scene, split), values in sorted(groups.items()):
             v = np.asarray(values)
             print(f"| {c} | {scene} | {split} | {len(v)} | {np.nanmedian(v[:, 0]):.3f} | {np.nanmedian(v[:, 1]):.3f} | "
                   f"{np.nanmedian(v[:, 2]):.3f} | {v[:, 3].mean():.3f} | {int(v[:, 4].sum())} |")
     if args.per_ball:
         print("\n| checkpoint | scene | ball | field | n | correlation | written std | truth std |")
         print("|---|---|---:|---|---:|---:|---:|---:|")
-        for c, b in blocks.items():
-            for (scene, ball, name), (n, corr, ws, ts) in sorted(per_ball(lang, clips, b).items()):
+        for c in args.checkpoint:
+            for (scene, ball, name), (n, corr, ws, ts) in sorted(per_ball(rows[c]).items()):
                 print(f"| {c} | {scene} | {ball} | {name} | {n} | {'const' if corr is None else f'{corr:+.2f}'} | "
                       f"{ws:.3f} | {ts:.3f} |")
 

@@ -30,6 +30,7 @@ from physar.video import read_video
 from simulators.world import FRAME_DT
 
 REWARDED_SCENES = ("uniform", "collision", "parabola")
+STATE_FIELDS = ("r", "x", "y", "vx", "vy")  # a <state> block's numbers a ball, as `read_state_block` names them
 
 
 def _spread(records: list[dict], n: int | None) -> list[dict]:
@@ -95,7 +96,7 @@ def state_array(objects: list[dict], colors) -> tuple[np.ndarray, int]:
     """A <state> block's balls in the order of `colors`: ([N, 5] r, x, y, vx, vy, a NaN row where no ball
     has that colour; the number of balls of other colours)."""
     order = object_order(objects, colors)
-    rows = [[np.nan] * 5 if j is None else [objects[j][k] for k in ("r", "x", "y", "vx", "vy")] for j in order]
+    rows = [[np.nan] * 5 if j is None else [objects[j][k] for k in STATE_FIELDS] for j in order]
     return np.array(rows, dtype=float).reshape(len(colors), 5), len(objects) - sum(j is not None for j in order)
 
 
@@ -188,8 +189,7 @@ class RolloutJudge:
         written, extra = state_array(objects, row["colors"])
         if np.isnan(written).any() and len(objects) >= len(reference):
             # balls given the wrong colours: read in the order written, at half credit, as the physics does
-            in_order = np.array([[o[k] for k in ("r", "x", "y", "vx", "vy")] for o in objects[:len(reference)]],
-                                dtype=float)
+            in_order = np.array([[o[k] for k in STATE_FIELDS] for o in objects[:len(reference)]], dtype=float)
             return 0.5 * rewards.reading_reward(in_order, reference, len(objects) - len(reference),
                                                self.reading_scales, self.reading_weights)
         return rewards.reading_reward(written, reference, extra, self.reading_scales, self.reading_weights)
@@ -355,12 +355,11 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
     pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
-    drawn = cfg.draw == "renderer"
     state_only = cfg.rollout == "state"
     if state_only and not lang.symbolic:
         raise ConfigError(f"rollout: state needs a symbolic checkpoint (one that writes a <state> block); "
                           f"{cfg.checkpoint} is visual-only")
-    drawn = drawn and not state_only  # a <state> block has no frames to draw
+    drawn = cfg.draw == "renderer" and not state_only  # a <state> block has no frames to draw
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names,
                          snap_mode=drawn_snap_mode(ddt) if drawn else None, state_only=state_only,
                          reading_scales=cfg.reading_scales, reading_weights=cfg.reading_weights)

@@ -162,9 +162,8 @@ def reading_reward(written: np.ndarray, reference: np.ndarray, extra: int = 0,
     written and reference [N, 5] (r, x, y, vx, vy per ball, in the reference's ball order; a row of
     NaN where the block names no ball of that colour). Each ball scores the mean over radius,
     position and velocity (vector distances) of 1 / (1 + error / scale), weighted by `weights`
-    (equal by default), a ball not written 0; the
-    reward is the mean over the reference's balls, shrunk by `extra` balls written that it does not
-    have (N / (N + extra))."""
+    (equal by default), a ball not written 0; the reward is the mean over the reference's balls,
+    shrunk by `extra` balls written that it does not have (N / (N + extra))."""
     written, reference = np.asarray(written, dtype=float), np.asarray(reference, dtype=float)
     if written.shape != reference.shape or reference.ndim != 2 or reference.shape[1] != 5:
         raise ValueError(f"written {written.shape} and reference {reference.shape} must both be [N, 5]")
