@@ -270,3 +270,41 @@ def test_state_rollouts_reward_the_reading_alone(sft_run, tokenized, tmp_path):
     assert len(readings) == 2 and all(0 < x <= 1 for x in readings)
     assert all(r["completions/max_length"] <= lang.max_state_length(meta["max_objects"])
                for r in logged if "completions/max_length" in r)
+
+
+def test_field_rollouts_score_one_number_of_the_block(sft_run, tokenized, tmp_path):
+    """rollout: field: one pool row per ball and asked field, its prompt the reference's block up to that field's
+    tag; the judge closes the rollout's number with the rest of that block and scores that number alone (its own
+    reference scores 1, one off by a scale 1/2, a number cut short nothing). GRPO's rollouts are one number long."""
+    from physar.language import split_tokens
+    from simulators.world import FRAME_DT
+
+    run, tok, lang, meta, ddt = _setup(sft_run)
+    folder = tokenized / "collision"
+    whole = prompt_pool([folder], ddt, lang, "label_free", max_prompts=3)
+    pool = prompt_pool([folder], ddt, lang, "label_free", max_prompts=3, fields=["x", "vx"])
+    assert len(pool) == sum(2 * len(row["colors"]) for row in whole)
+    assert {tuple(row["field"]) for row in pool} == {(0, 1), (0, 3), (1, 1), (1, 3)}
+    judge = RolloutJudge(lang, tok, ddt, 29, meta["max_objects"], "symbolic", state_only=True,
+                         reading_scales=(0.2, 0.5, 1.0))
+    for row in pool[:4]:
+        ball, k = row["field"]
+        assert split_tokens(row["prompt"])[-1] == ("<x>" if k == 1 else "<vx>")
+        # a language with state_steps or frame_acceleration writes the block's velocities as steps a frame
+        per_frame = FRAME_DT if k == 3 and (lang.state_steps or lang.frame_acceleration) else 1.0
+        value = row["reading"][ball][k]
+        scale = 0.5 if k == 1 else 1.0
+        number = lambda v: tok.convert_tokens_to_ids(lang.number(v * per_frame))  # noqa: E731
+        assert judge(number(value), row) == {"format_ok": 1.0, "physics": 0.0, "agreement": 0.0, "reading": 1.0}
+        off = judge(number(value + scale), row)["reading"]
+        assert off == pytest.approx(0.5, abs=0.02)
+        assert judge(number(value)[:2], row)["format_ok"] == 0.0
+    cfg = RLConfig(checkpoint=str(run), prompts=[str(folder)], max_prompts=2, num_generations=2, prompts_per_step=2,
+                   steps=2, save_every=2, mode="label_free", rollout="field", reading_fields=["vx"],
+                   loss_on="decisions", logprobs="constrained", reward_weights={"reading": 1.0, "format_ok": 0.1})
+    train_rl(cfg, tmp_path / "rl", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    assert all(r["completions/max_length"] <= lang.number_length for r in logged if "completions/max_length" in r)
+    assert all(r["rewards/format_ok/mean"] == 1.0 for r in logged if "rewards/format_ok/mean" in r)
+    with pytest.raises(ConfigError, match="reading_fields"):
+        RLConfig(rollout="field", reading_fields=["speed"], reward_weights={"reading": 1.0})

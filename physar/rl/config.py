@@ -9,7 +9,8 @@ from physar.rl.rewards import READING_SCALES, READING_WEIGHTS
 
 MODES = ("supervised", "label_free")
 SOURCES = ("symbolic", "decoded")
-ROLLOUTS = ("clip", "state")
+ROLLOUTS = ("clip", "state", "field")
+STATE_FIELDS = ("r", "x", "y", "vx", "vy")  # a <state> block's numbers a ball, as `read_state_block` names them
 REWARDS = ("physics", "agreement", "format_ok", "reading")
 
 
@@ -29,7 +30,11 @@ class RLConfig(YamlConfig):
     reward_weights: dict = field(default_factory=lambda: {"physics": 1.0, "agreement": 0.5, "format_ok": 0.1})
     # what a rollout is: the whole clip, or only the <state> block (the policy's reading of the conditioning
     # frames, ~70 tokens against ~1100: the reading rewarded alone, state_from: model, reward reading)
+    # field: one number of the block (a ball's r, x, y, vx or vy), the block before it given as the reference reads
+    # it: each field scored alone, so a rollout's advantage is that number's (grpo.field_rows)
     rollout: str = "clip"
+    # the block's fields a `rollout: field` pool asks for (each of each ball: one prompt apiece)
+    reading_fields: list = field(default_factory=lambda: list(STATE_FIELDS))
     # the reading reward's scales (radius, position in units, velocity in units/s): each field's error at its
     # scale halves that field's share; scales near the policy's errors grade them most steeply
     reading_scales: list = field(default_factory=lambda: list(READING_SCALES))
@@ -68,13 +73,15 @@ class RLConfig(YamlConfig):
             bad("state_from", f"must be 'model' or 'frames', got {self.state_from!r}")
         if self.rollout not in ROLLOUTS:
             bad("rollout", f"must be one of {', '.join(ROLLOUTS)}, got {self.rollout!r}")
-        if self.rollout == "state":
+        if self.rollout in ("state", "field"):
             if self.state_from != "model":
-                bad("rollout", "state rollouts are the policy's own <state> block: they need state_from: model")
+                bad("rollout", f"{self.rollout} rollouts are the policy's own <state> block: they need state_from: model")
             judged = sorted(n for n in ("physics", "agreement") if self.reward_weights.get(n, 0))
             if judged:
                 bad("reward_weights", f"{', '.join(judged)} judge(s) the frames, which state rollouts do not write; "
                                       "weigh reading and format_ok")
+        if not self.reading_fields or set(self.reading_fields) - set(STATE_FIELDS):
+            bad("reading_fields", f"one or more of {', '.join(STATE_FIELDS)}, got {self.reading_fields}")
         if self.draw not in ("lm", "renderer"):
             bad("draw", f"must be 'lm' or 'renderer', got {self.draw!r}")
         if self.loss_on not in ("all", "decisions"):

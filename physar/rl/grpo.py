@@ -20,17 +20,16 @@ import numpy as np
 from physar.data.generate import load_metadata
 from physar.errors import ConfigError
 from physar.evaluation.parse import parse_frames
-from physar.language import (LanguageError, SequenceParser, given_state_block, object_order, read_state_block,
-                              split_tokens)
+from physar.language import (FIELDS, MAX_INT_DIGITS, SIGN, LanguageError, SequenceParser, given_state_block,
+                              object_order, read_state_block, split_tokens)
 from physar.lm.assess import EVALUATION_SEED
 from physar.lm.frame_reading import read_state
 from physar.rl import rewards
-from physar.rl.config import RLConfig
+from physar.rl.config import STATE_FIELDS, RLConfig
 from physar.video import read_video
 from simulators.world import FRAME_DT
 
 REWARDED_SCENES = ("uniform", "collision", "parabola")
-STATE_FIELDS = ("r", "x", "y", "vx", "vy")  # a <state> block's numbers a ball, as `read_state_block` names them
 
 
 def _spread(records: list[dict], n: int | None) -> list[dict]:
@@ -40,16 +39,20 @@ def _spread(records: list[dict], n: int | None) -> list[dict]:
 
 
 def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: int | None = None,
-                state_from: str = "model") -> list[dict]:
+                state_from: str = "model", fields: list[str] | None = None, progress: bool = False) -> list[dict]:
     """One row per clip: the prompt text and the reference its rollouts are scored against
     (start positions [N, 2] at the last conditioning frame, initial velocities [N, 2], radii, colours,
     and `reading` [N, 5]: r, x, y, vx, vy as the language writes that state in a <state> block).
-    state_from="frames": the parser's <state> block ends the prompt (clips it cannot read are left out)."""
+    state_from="frames": the parser's <state> block ends the prompt (clips it cannot read are left out).
+    `fields` (rollout: field): instead, one row per ball and named field (`field_rows`)."""
+    from tqdm import tqdm
+
     from physar.tokenizer.codec import encode_clip
 
     rows = []
     for folder in map(Path, folders):
-        for r in _spread(load_metadata(folder), max_prompts):
+        records = _spread(load_metadata(folder), max_prompts)
+        for r in tqdm(records, desc=f"prompts {folder.name}", unit="clip", disable=not progress):
             if r["split"] == "eval" and r.get("seed") == EVALUATION_SEED:
                 raise ConfigError(f"prompts: {folder} holds evaluation clips (eval split, seed {EVALUATION_SEED}, the "
                                   f"clips `physar evaluate` and `physar compare` judge); simulate prompts with another --seed")
@@ -75,12 +78,40 @@ def prompt_pool(folders: list[str | Path], ddt, lang, mode: str, max_prompts: in
                 start, v0 = np.asarray(read["positions"][-1]), np.asarray(read["velocities"][-1])
                 radii = np.asarray(read["radii"])
                 reading = reading_of(lang, read, cond - 1)
-            rows.append({"prompt": lang.text(prompt), "scene": r["scene"],
-                         "video": str(folder / r["video"]), "reading": reading,
-                         "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]})
+            row = {"prompt": lang.text(prompt), "scene": r["scene"], "video": str(folder / r["video"]), "reading": reading,
+                   "start": start.tolist(), "v0": v0.tolist(), "radii": radii.tolist(), "colors": r["colors"]}
+            if fields is None:
+                rows.append(row)
+            else:
+                reference = r if mode == "supervised" else read
+                rows += field_rows(lang, row, prompt, lang.state_block(reference, cond - 1), fields)
     if not rows:
         raise ConfigError("prompts: no usable clips in " + ", ".join(map(str, folders)))
     return rows
+
+
+def field_rows(lang, row: dict, prompt: list[str], block: list[str], fields: list[str]) -> list[dict]:
+    """rollout: field. For each ball and each of `fields`, `row` with the prompt followed by the reference's
+    <state> block up to that field's tag (`block`: as the language writes the reference), `suffix` the block
+    after the field's number (the judge closes the rollout's number with it), `field` [ball, index in
+    STATE_FIELDS]. A rollout is then one number, scored alone: with the whole block as one rollout, every
+    token shares one advantage, and a field the policy reads is credited with the noise of all the others."""
+    out, ball = [], -1
+    for i, token in enumerate(block):
+        ball += token == "<obj>"
+        if token in FIELDS and STATE_FIELDS[FIELDS.index(token)] in fields:
+            end = i + 1 + number_length(lang, block[i + 1:])
+            out.append({**row, "prompt": lang.text(prompt + block[:i + 1]), "suffix": lang.text(block[end:]),
+                        "field": [ball, FIELDS.index(token)]})
+    return out
+
+
+def number_length(lang, tokens: list[str]) -> int:
+    """How many of `tokens` the number they begin with takes: a little-endian number (the only kind
+    rollout: field reads) is its digits, after a sign if it has one."""
+    if not lang.little_endian:
+        raise ConfigError("rollout: field needs a checkpoint whose language writes little-endian numbers")
+    return (tokens[:1] == [SIGN]) + MAX_INT_DIGITS + lang.decimals
 
 
 def reading_of(lang, state: dict, frame: int) -> list[list[float]] | None:
@@ -140,11 +171,15 @@ class RolloutJudge:
     def _judge(self, ids: list[int], row: dict) -> dict:
         from physar.tokenizer.codec import decode_clip
 
-        tokens = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
-        # a block given in the prompt (state_from: frames) is where the completion's reading starts
-        tokens = given_state_block(split_tokens(row.get("prompt", ""))) + tokens
+        raw = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
+        # a block given in the prompt (state_from: frames; rollout: field, up to the field) is where the reading starts
+        tokens = given_state_block(split_tokens(row.get("prompt", ""))) + raw
         colors = [list(c) for c in row["colors"]]
         broken = {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0, "reading": 0.0}
+        if self.state_only and row.get("field") is not None:  # one number: closed by the rest of the reference's block
+            block = tokens[:len(tokens) - len(raw)] + raw[:number_length(self.lang, raw)] + split_tokens(row["suffix"])
+            objects = read_state_block(self.lang, block)
+            return broken if objects is None else {**broken, "format_ok": 1.0, "reading": self._field(objects, row)}
         if self.state_only:
             objects = read_state_block(self.lang, tokens)
             return broken if objects is None else {**broken, "format_ok": 1.0, "reading": self._reading(objects, row)}
@@ -181,6 +216,12 @@ class RolloutJudge:
             if symbolic is not None and parsed is not None else 0.0
         reading = self._reading(clip.objects, row) if self.lang.symbolic else 0.0
         return {"format_ok": 1.0, "physics": float(physics), "agreement": float(agreement), "reading": reading}
+
+    def _field(self, objects: list[dict], row: dict) -> float:
+        """rollout: field: 1 / (1 + error / scale) of the one number the rollout wrote (its field's scale)."""
+        ball, k = row["field"]
+        written = state_array(objects, row["colors"])[0][ball, k]
+        return rewards.field_reward(written, row["reading"][ball][k], k, self.reading_scales)
 
     def _reading(self, objects: list[dict], row: dict) -> float:
         if row.get("reading") is None:
@@ -319,7 +360,7 @@ def reward_functions(judge: RolloutJudge, names: list[str]) -> list:
     """One trl reward function per component (trl logs each as rewards/<name>/mean)."""
     def make(name):
         def score(prompts, completions, completion_ids, **columns):
-            keys = ("scene", "start", "v0", "radii", "colors", "reading")
+            keys = [k for k in ("scene", "start", "v0", "radii", "colors", "reading", "field", "suffix") if k in columns]
             return [judge(ids, {**{k: columns[k][i] for k in keys}, "prompt": prompts[i]})[name]
                     for i, ids in enumerate(completion_ids)]
 
@@ -353,9 +394,10 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     sft_folder = resolve_checkpoint(cfg.checkpoint)
     ddt = load_tokenizer(meta["tokenizer"])
     num_frames = meta["num_frames"] - meta["conditioning_frames"]
-    pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from)
+    pool = prompt_pool(cfg.prompts, ddt, lang, cfg.mode, cfg.max_prompts, cfg.state_from,
+                       cfg.reading_fields if cfg.rollout == "field" else None, progress)
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
-    state_only = cfg.rollout == "state"
+    state_only = cfg.rollout in ("state", "field")
     if state_only and not lang.symbolic:
         raise ConfigError(f"rollout: state needs a symbolic checkpoint (one that writes a <state> block); "
                           f"{cfg.checkpoint} is visual-only")
@@ -367,7 +409,8 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     args = GRPOConfig(
         output_dir=str(run / "trainer"), max_steps=cfg.steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations, num_generations=cfg.num_generations,
-        max_completion_length=lang.max_state_length(meta["max_objects"]) if state_only
+        max_completion_length=lang.number_length if cfg.rollout == "field"
+        else lang.max_state_length(meta["max_objects"]) if state_only
         else lang.max_completion_length(num_frames, meta["max_objects"]),
         temperature=cfg.temperature, top_k=0, top_p=cfg.top_p, beta=cfg.beta, reward_weights=[cfg.reward_weights[n] for n in names],
         logging_steps=1, save_strategy="steps", save_steps=cfg.save_every, save_total_limit=2, seed=cfg.seed,
@@ -385,7 +428,8 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
                                         decisions_only=cfg.loss_on == "decisions", state_only=state_only)
     else:
         trainer = GRPOTrainer(**common)
-    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"], prefix_from_prompt=cfg.state_from == "frames",
+    constrain(trainer.model, lang, tok, num_frames, meta["max_objects"],
+              prefix_from_prompt=cfg.state_from == "frames" or cfg.rollout == "field",
               draw_with=ddt if drawn else None)
     clock = time.time()
     trainer.train(resume_from_checkpoint=str(last) if resume else None)

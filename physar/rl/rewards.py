@@ -177,6 +177,14 @@ def reading_reward(written: np.ndarray, reference: np.ndarray, extra: int = 0,
     return float(np.mean(scores)) * len(reference) / (len(reference) + extra) if len(reference) else 0.0
 
 
+def field_reward(written: float, reference: float, field: int,
+                 scales: tuple[float, float, float] = READING_SCALES) -> float:
+    """One number of a <state> block against a reference reading of it (`field`: its index in r, x, y,
+    vx, vy): 1 / (1 + error / scale) at the scale of its kind (radius, position or velocity); 0 when
+    it was not written (NaN)."""
+    return _score(abs(float(written) - float(reference)), scales[0 if field == 0 else 1 if field < 3 else 2])
+
+
 def format_reward(parsed: bool) -> float:
     """1 when the sequence parses in the physics language (constrained decoding makes it so)."""
     return 1.0 if parsed else 0.0
