@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import trajectories
 
-from physar.rl.rewards import (GRAVITY, agreement_reward, collision_rewards, elastic_velocities, gravity_reward,
-                               reading_reward, reference_from_conditioning, velocity_reward)
+from physar.rl.rewards import (GRAVITY, agreement_reward, collision_rewards, elastic_velocities, field_reward,
+                               gravity_reward, reading_reward, reference_from_conditioning, velocity_reward)
 
 DT = 0.1
 COND = 3
@@ -155,3 +155,13 @@ def test_reading_weights_set_each_fields_share():
     assert reading_reward(fast, reference) == pytest.approx(1 - 0.5 / 3)
     assert reading_reward(fast, reference, weights=(1, 1, 2)) == pytest.approx(1 - 0.5 / 2)
     assert reading_reward(fast, reference, weights=(1, 1, 0)) == pytest.approx(1.0)
+
+
+def test_field_reward_scores_one_number_at_its_kinds_scale():
+    scales = (0.2, 0.5, 1.0)  # radius, position, velocity
+    assert field_reward(1.3, 1.3, 0, scales) == 1.0
+    # one scale off halves it, whichever field: r (index 0), x and y (1, 2), vx and vy (3, 4)
+    for field, scale in ((0, 0.2), (1, 0.5), (2, 0.5), (3, 1.0), (4, 1.0)):
+        assert field_reward(2.0 + scale, 2.0, field, scales) == pytest.approx(0.5)
+        assert field_reward(2.0 - 3 * scale, 2.0, field, scales) == pytest.approx(0.25)
+    assert field_reward(float("nan"), 2.0, 3, scales) == 0.0  # not written
