@@ -9,7 +9,11 @@ the LM would write its digits. A field probed well and written badly is lost in 
 digits, least significant first); a field probed badly is not in the features, and neither GRPO on
 the reading nor a better writing order can bring it out.
 
-    python benchmarks/lm_probe.py --data outputs/compare_v6/data/collision \\
+A probe needs many more clips than features are informative: on the 62 evaluation clips of a scene
+(outputs/compare_v6) it finds little (sft_cpu_v11, ball 2's x: +0.50 there, +0.78 on 200 clips). Any
+simulated folder serves, the LM's training clips excepted (e.g. the RL prompt folders):
+
+    python benchmarks/lm_probe.py --data data/collision_rl_prompts_2k --max-clips 600 \\
         --checkpoint checkpoints/sft_cpu_v11 runs/sft_v13_reading_more [--fields r x vx]
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from physar.data.generate import load_metadata
 from physar.language import FIELDS
@@ -58,14 +63,17 @@ def cross_validated(x: np.ndarray, y: np.ndarray, folds: int = 5) -> np.ndarray:
 
 
 @torch.no_grad()
-def features(checkpoint: str, folders: list[Path], fields: list[str]):
+def features(checkpoint: str, folders: list[Path], fields: list[str], max_clips: int | None = None):
     """{(scene, ball, field): ([clips, 2 * hidden] hidden states at the tag, [clips] the truth)}."""
     model, tok, lang, meta = load_checkpoint(checkpoint)
     model.eval()
     ddt = load_tokenizer(meta["tokenizer"])
     out: dict[tuple, tuple[list, list]] = {}
     for folder in folders:
-        for record in load_metadata(folder):
+        records = load_metadata(folder)
+        if max_clips is not None and max_clips < len(records):
+            records = [records[i] for i in np.linspace(0, len(records) - 1, max_clips).round().astype(int)]
+        for record in tqdm(records, desc=f"probe {folder.name}", unit="clip"):
             cond = record["conditioning_frames"]
             prompt = lang.prompt(encode_clip(ddt, read_video(folder / record["video"])[:cond]), cond, record["scene"])
             block = lang.state_block(record, cond - 1)
@@ -87,7 +95,8 @@ def features(checkpoint: str, folders: list[Path], fields: list[str]):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", nargs="+", type=Path, required=True,
-                        help="evaluation folders as physar compare writes them (outputs/compare_v6/data/<scene>)")
+                        help="simulated clip folders (not the LM's training clips), e.g. data/collision_rl_prompts_2k")
+    parser.add_argument("--max-clips", type=int, default=None, help="per folder, an even spread of this many (default: all)")
     parser.add_argument("--checkpoint", nargs="+", required=True, help="LM checkpoints (or run folders) to probe")
     parser.add_argument("--fields", nargs="+", default=["r", "x", "vx"], choices=STATE_FIELDS,
                         help="the block's fields to probe, each ball's (default: r x vx)")
@@ -97,7 +106,7 @@ def main() -> None:
     print("| checkpoint | scene | ball | field | n | probe correlation | probe mean error | truth std |")
     print("|---|---|---:|---|---:|---:|---:|---:|")
     for checkpoint in args.checkpoint:
-        for (scene, ball, name), (x, y) in sorted(features(checkpoint, args.data, args.fields).items()):
+        for (scene, ball, name), (x, y) in sorted(features(checkpoint, args.data, args.fields, args.max_clips).items()):
             if len(y) < 10 or y.std() < 1e-9:
                 continue  # too few clips, or a field the scene never varies (a probe has nothing to find)
             predicted = cross_validated(x, y)

@@ -150,6 +150,14 @@ to the end of the simulator's physics step in which the balls first overlap (`co
 The tokens are the same; only the positions written after the collision change. Given by the
 grammar: when within the frame the balls touch (kinematics); learned as before: that they do.
 
+`state_big_endian=True` (with little_endian) writes the <state> block's numbers most significant
+digit first, at the same fixed width ("3.84" -> <0> <3> <8> <4> <0>); the frames' numbers stay
+least significant first, for their additions. The block is a reading, not a sum: written least
+significant first, its first digits are the thousandths of a value the LM reads to a few tenths
+at best, and the digits that carry the reading come last, after noise. Measured on sft_cpu_v11
+(`benchmarks/lm_probe.py`, 201 collision clips): a linear probe on the hidden state at the <x> tag
+reads ball 2's x to correlation 0.81, the greedy digits written after it 0.07.
+
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
 ball 0.3 px in them), and PhyWorld trains one model per scene. Checkpoints from before it have
@@ -182,7 +190,7 @@ REL = "<rel>"
 OPTIONS = ("decimals", "symbolic", "scene_token", "little_endian", "frame_velocity", "frame_displacement",
            "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes",
            "relative_steps", "relative_jumps", "relative_per_ball", "restitution_jumps", "normal_rel",
-           "contact_timing")
+           "contact_timing", "state_big_endian")
 
 
 def free_flight_gap(positions, steps, radii, decimals: int) -> float:
@@ -282,7 +290,7 @@ class PhysicsLanguage:
                  frame_acceleration: bool = False, contact_gap: bool = False, whole_jumps: bool = False,
                  signed_changes: bool = False, relative_steps: bool = False, relative_jumps: bool = False,
                  relative_per_ball: bool = False, restitution_jumps: bool = False, normal_rel: bool = False,
-                 contact_timing: bool = False):
+                 contact_timing: bool = False, state_big_endian: bool = False):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -330,6 +338,10 @@ class PhysicsLanguage:
         if contact_timing and not restitution_jumps:
             raise LanguageError("contact_timing needs restitution_jumps (the collision frame whose position it times)")
         self.contact_timing = contact_timing
+        if state_big_endian and not (little_endian and symbolic):
+            raise LanguageError("state_big_endian turns the <state> block's little-endian numbers round: it needs "
+                                "little_endian and the symbolic format")
+        self.state_big_endian = state_big_endian
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -349,19 +361,21 @@ class PhysicsLanguage:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def number(self, value: float, plus: bool = False) -> list[str]:
-        """A number's tokens; `plus`: a positive one (not zero) begins with <+> (signed_changes)."""
+    def number(self, value: float, plus: bool = False, big_endian: bool = False) -> list[str]:
+        """A number's tokens; `plus`: a positive one (not zero) begins with <+> (signed_changes);
+        `big_endian`: a little-endian language's fixed width, most significant digit first."""
         text = f"{value:.{self.decimals}f}"
         if text.startswith("-") and float(text) == 0:
             text = text[1:]  # no "-0.00"
         if plus and float(text) > 0:
-            return [PLUS] + self.number(value)
+            return [PLUS] + self.number(value, big_endian=big_endian)
         sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
         whole, _, fraction = digits.partition(".")
         if len(whole) > MAX_INT_DIGITS:
             raise LanguageError(f"{value} has more than {MAX_INT_DIGITS} integer digits")
         if self.little_endian:
-            text = sign + (whole.zfill(MAX_INT_DIGITS) + fraction)[::-1]
+            digits = whole.zfill(MAX_INT_DIGITS) + fraction
+            text = sign + (digits if big_endian else digits[::-1])
         return [SIGN if c == "-" else POINT if c == "." else f"<{c}>" for c in text]
 
     @property
@@ -544,7 +558,7 @@ class PhysicsLanguage:
         for (r, rgb), (x, y), (vx, vy) in zip(zip(record["radii"], record["colors"]), x_y, v):
             out += ["<obj>", self.color(rgb)]
             for name, value in zip(FIELDS, (r, x, y, vx, vy)):
-                out += [name] + self.number(value)
+                out += [name] + self.number(value, big_endian=self.state_big_endian)
         return out + ["</state>"]
 
     @staticmethod
@@ -700,7 +714,7 @@ class SequenceParser:
                 obj = {"color": list(PALETTE[lang.colors.index(color)])}
                 for name in FIELDS:
                     yield one[name]
-                    obj[name[1:-1]] = yield from self._number()
+                    obj[name[1:-1]] = yield from self._number(big_endian=lang.state_big_endian)
                 if lang.state_steps:  # back to units/s
                     obj["vx"], obj["vy"] = obj["vx"] / FRAME_DT, obj["vy"] / FRAME_DT
                 self.objects.append(obj)
@@ -784,7 +798,7 @@ class SequenceParser:
             yield self.lang.expect["one"][token]
         return round(value, self.lang.decimals)
 
-    def _number(self, plus: bool = False):
+    def _number(self, plus: bool = False, big_endian: bool = False):
         """`plus` (signed_changes): a number that is not zero begins with <+> or <->, so one that
         begins with a digit is zero, every digit <0> (the writer's rule, kept by the grammar: an
         unsigned +0.2 would slip the decision past the sign; sft_v5_jumps wrote such y changes)."""
@@ -800,7 +814,7 @@ class SequenceParser:
             for _ in range(MAX_INT_DIGITS + self.lang.decimals - 1):
                 token = yield e["one"]["<0>"] if zero else e["digits"]
                 digits += token[1:-1]
-            return float(text + digits[::-1]) / 10 ** self.lang.decimals
+            return float(text + (digits if big_endian else digits[::-1])) / 10 ** self.lang.decimals
         text += token[1:-1]
         for _ in range(MAX_INT_DIGITS):
             token = yield e["digits_or_point"] if len(text.lstrip("-")) < MAX_INT_DIGITS else e["one"][POINT]

@@ -621,3 +621,29 @@ def test_state_block_is_read_alone_and_a_broken_one_is_none(scene):
     assert abs(objects[0]["x"] - record["positions"][2][0][0]) <= 0.0005 + 1e-9
     assert read_state_block(lang, completion[:end - 1]) is None  # unfinished
     assert read_state_block(lang, ["<frame>"] + completion) is None  # broken
+
+
+@pytest.mark.parametrize("scene", ["uniform", "collision"])
+def test_state_big_endian_turns_the_blocks_numbers_round_and_nothing_else(scene):
+    """state_big_endian: each <state>-block number is the little-endian one's digits reversed (most significant
+    first, the same width, the sign first), the frames are the same tokens, and the clip reads back the same."""
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, **ACCELERATION)
+    big, little = PhysicsLanguage(CODEBOOK, K, state_big_endian=True, **options), PhysicsLanguage(CODEBOOK, K, **options)
+    record, ids = record_of(scene), visual_ids(32)
+    completion, plain = big.completion(record, ids), little.completion(record, ids)
+    end = completion.index("</state>")
+    assert big.vocab == little.vocab and completion[end:] == plain[end:]
+    assert completion[:end] != plain[:end]
+    for i, token in enumerate(plain[:end]):
+        if token in ("<r>", "<x>", "<y>", "<vx>", "<vy>"):
+            j = i + 1 + (plain[i + 1] == "<->")
+            width = 2 + little.decimals
+            assert completion[i + 1:j] == plain[i + 1:j] and completion[j:j + width] == plain[j:j + width][::-1]
+    clip, plain_clip = big.parse(completion, 29), little.parse(plain, 29)
+    assert clip.objects == plain_clip.objects
+    np.testing.assert_array_equal(clip.positions, plain_clip.positions)
+    assert read_state_block(big, completion) == read_state_block(little, plain)
+    with pytest.raises(LanguageError):
+        big.parse(plain, 29)  # a little-endian block read the other way: the frames' positions, summed from it, differ
+    with pytest.raises(LanguageError, match="state_big_endian"):
+        PhysicsLanguage(CODEBOOK, K, state_big_endian=True, little_endian=False)

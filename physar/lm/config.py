@@ -36,6 +36,8 @@ class LMConfig(YamlConfig):
     restitution_jumps: bool = False  # with relative_steps: there each ball writes the factor of its relative step (-1: elastic)
     normal_rel: bool = False  # with restitution_jumps: <rel> writes one number a ball along the line of centres, one factor a ball
     contact_timing: bool = False  # with restitution_jumps: a collision frame's positions take the old step up to the contact
+    # the <state> block's numbers most significant digit first (the frames' stay little-endian; physar/language.py)
+    state_big_endian: bool = False
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0
