@@ -171,13 +171,14 @@ class RolloutJudge:
     def _judge(self, ids: list[int], row: dict) -> dict:
         from physar.tokenizer.codec import decode_clip
 
-        raw = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
+        written = [t for t in self.tok.convert_ids_to_tokens(ids) if t not in (self.tok.pad_token, self.tok.eos_token)]
         # a block given in the prompt (state_from: frames; rollout: field, up to the field) is where the reading starts
-        tokens = given_state_block(split_tokens(row.get("prompt", ""))) + raw
+        given = given_state_block(split_tokens(row.get("prompt", "")))
+        tokens = given + written
         colors = [list(c) for c in row["colors"]]
         broken = {"format_ok": 0.0, "physics": 0.0, "agreement": 0.0, "reading": 0.0}
         if self.state_only and row.get("field") is not None:  # one number: closed by the rest of the reference's block
-            block = tokens[:len(tokens) - len(raw)] + raw[:number_length(self.lang, raw)] + split_tokens(row["suffix"])
+            block = given + written[:number_length(self.lang, written)] + split_tokens(row["suffix"])
             objects = read_state_block(self.lang, block)
             return broken if objects is None else {**broken, "format_ok": 1.0, "reading": self._field(objects, row)}
         if self.state_only:
@@ -399,7 +400,7 @@ def train_rl(config: RLConfig | str | Path, out: str | Path, resume: bool = Fals
     names = [n for n, w in cfg.reward_weights.items() if w != 0]
     state_only = cfg.rollout in ("state", "field")
     if state_only and not lang.symbolic:
-        raise ConfigError(f"rollout: state needs a symbolic checkpoint (one that writes a <state> block); "
+        raise ConfigError(f"rollout: {cfg.rollout} needs a symbolic checkpoint (one that writes a <state> block); "
                           f"{cfg.checkpoint} is visual-only")
     drawn = cfg.draw == "renderer" and not state_only  # a <state> block has no frames to draw
     judge = RolloutJudge(lang, tok, ddt, num_frames, meta["max_objects"], cfg.trajectory, agreement="agreement" in names,
