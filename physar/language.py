@@ -156,7 +156,10 @@ least significant first, for their additions. The block is a reading, not a sum:
 significant first, its first digits are the thousandths of a value the LM reads to a few tenths
 at best, and the digits that carry the reading come last, after noise. Measured on sft_cpu_v11
 (`benchmarks/lm_probe.py`, 201 collision clips): a linear probe on the hidden state at the <x> tag
-reads ball 2's x to correlation 0.81, the greedy digits written after it 0.07.
+reads ball 2's x to correlation 0.81, the greedy digits written after it 0.07. After the same 1000
+steps of reading lessons on collision, the block big-endian writes ball 1's x at +0.75 against +0.58
+(`configs/lm/cpu_v14_reading_big_endian.yaml` against `cpu_v13_reading_more.yaml`), and no velocity
+either way: one is not in the features to write (docs/results_v19.md).
 
 The scene token (<uniform>, <collision>, <parabola>, <box>) says which physics the clip obeys:
 three conditioning frames cannot tell uniform motion from a horizontal throw (gravity moves the
@@ -374,8 +377,8 @@ class PhysicsLanguage:
         if len(whole) > MAX_INT_DIGITS:
             raise LanguageError(f"{value} has more than {MAX_INT_DIGITS} integer digits")
         if self.little_endian:
-            digits = whole.zfill(MAX_INT_DIGITS) + fraction
-            text = sign + (digits if big_endian else digits[::-1])
+            padded = whole.zfill(MAX_INT_DIGITS) + fraction
+            text = sign + (padded if big_endian else padded[::-1])
         return [SIGN if c == "-" else POINT if c == "." else f"<{c}>" for c in text]
 
     @property
