@@ -5,12 +5,12 @@
 with the truth). This says whether the field is in the LM's features at all: each clip's prompt is
 followed by the simulator's own block (teacher forcing), and ridge regression, cross-validated over
 clips, reads each ball's field from the hidden state (last and middle layer) at its tag, just before
-the LM would write its digits. A field probed well and written badly is lost in the writing (the
-digits, least significant first); a field probed badly is not in the features, and neither GRPO on
+the LM would write its digits. A field probed well and written badly is lost in the writing (e.g.
+digits written least significant first: `state_big_endian`); a field probed badly is not in the features, and neither GRPO on
 the reading nor a better writing order can bring it out.
 
-A probe needs many more clips than features are informative: on the 62 evaluation clips of a scene
-(outputs/compare_v6) it finds little (sft_cpu_v11, ball 2's x: +0.50 there, +0.78 on 200 clips). Any
+A probe of 2 x hidden features needs a couple of hundred clips: on the 62 evaluation clips of a
+scene (outputs/compare_v6) it finds little (sft_cpu_v11, ball 2's x: +0.50 there, +0.81 on 201). Any
 simulated folder serves, the LM's training clips excepted (e.g. the RL prompt folders):
 
     python benchmarks/lm_probe.py --data data/collision_rl_prompts_2k --max-clips 600 \\
