@@ -84,7 +84,7 @@ def features(checkpoint: str, folders: list[Path], fields: list[str], max_clips:
             ball = -1
             for i, token in enumerate(block):
                 ball += token == "<obj>"
-                name = STATE_FIELDS[FIELDS.index(token)] if token in FIELDS else None
+                name = token[1:-1] if token in FIELDS else None
                 if name in fields:
                     xs, ys = out.setdefault((record["scene"], ball, name), ([], []))
                     xs.append(layers[len(prompt) + i])

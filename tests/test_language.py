@@ -7,7 +7,7 @@ import pytest
 from conftest import trajectories
 
 from physar.data.generate import clip_record
-from physar.language import (LanguageError, PhysicsLanguage, SequenceParser, read_state_block, split_tokens,
+from physar.language import (FIELDS, LanguageError, PhysicsLanguage, SequenceParser, read_state_block, split_tokens,
                              token_roles)
 from simulators.world import FRAME_DT
 
@@ -635,7 +635,7 @@ def test_state_big_endian_turns_the_blocks_numbers_round_and_nothing_else(scene)
     assert big.vocab == little.vocab and completion[end:] == plain[end:]
     assert completion[:end] != plain[:end]
     for i, token in enumerate(plain[:end]):
-        if token in ("<r>", "<x>", "<y>", "<vx>", "<vy>"):
+        if token in FIELDS:
             j = i + 1 + (plain[i + 1] == "<->")
             width = 2 + little.decimals
             assert completion[i + 1:j] == plain[i + 1:j] and completion[j:j + width] == plain[j:j + width][::-1]

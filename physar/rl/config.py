@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from physar.config_file import YamlConfig
 from physar.errors import ConfigError
+from physar.language import FIELDS
 from physar.rl.rewards import READING_SCALES, READING_WEIGHTS
 
 MODES = ("supervised", "label_free")
 SOURCES = ("symbolic", "decoded")
 ROLLOUTS = ("clip", "state", "field")
-STATE_FIELDS = ("r", "x", "y", "vx", "vy")  # a <state> block's numbers a ball, as `read_state_block` names them
+STATE_FIELDS = tuple(tag[1:-1] for tag in FIELDS)  # r, x, y, vx, vy: a <state> block's numbers a ball, as the parser names them
 REWARDS = ("physics", "agreement", "format_ok", "reading")
 
 

@@ -99,7 +99,7 @@ def field_rows(lang, row: dict, prompt: list[str], block: list[str], fields: lis
     out, ball = [], -1
     for i, token in enumerate(block):
         ball += token == "<obj>"
-        if token in FIELDS and STATE_FIELDS[FIELDS.index(token)] in fields:
+        if token in FIELDS and token[1:-1] in fields:
             end = i + 1 + number_length(lang, block[i + 1:])
             out.append({**row, "prompt": lang.text(prompt + block[:i + 1]), "suffix": lang.text(block[end:]),
                         "field": [ball, FIELDS.index(token)]})
@@ -107,8 +107,9 @@ def field_rows(lang, row: dict, prompt: list[str], block: list[str], fields: lis
 
 
 def number_length(lang, tokens: list[str]) -> int:
-    """How many of `tokens` the number they begin with takes: a little-endian number (the only kind
-    rollout: field reads) is its digits, after a sign if it has one."""
+    """How many of `tokens` the number they begin with takes: in a little_endian language (the only kind
+    rollout: field reads; its block may be written either way round, `state_big_endian`) a number is a
+    fixed width of digits, after a sign if it has one."""
     if not lang.little_endian:
         raise ConfigError("rollout: field needs a checkpoint whose language writes little-endian numbers")
     return (tokens[:1] == [SIGN]) + MAX_INT_DIGITS + lang.decimals
