@@ -17,7 +17,10 @@ first shipped LM got the fractions and the carries of its positions wrong. `litt
 the first checkpoints' order: <-> <0> <.> <5> <3>.
 Visual tokens <v0> ... are DDT token ids, written coarse first (the reverse of the tokenizer's
 index order, as Selftok recommends). `symbolic=False` is the visual-only ablation: no <state>
-block and no per-frame positions.
+block and no per-frame positions. `keypoint_tokens=True` writes a frame's `fine_tokens` finest tokens
+(a keypoint tokenizer's keypoint and radius tokens, the last of a frame in LM order) as <k0> ...:
+the same ids, tokens of their own, so that an id's embedding means one thing (a keypoint's
+coordinates, not also a coarse code's levels).
 
 `frame_velocity=True` writes each ball's velocity beside its position in every frame, so each
 frame holds the whole state (position and velocity: what the next frame follows from). Without
@@ -193,7 +196,7 @@ REL = "<rel>"
 OPTIONS = ("decimals", "symbolic", "scene_token", "little_endian", "frame_velocity", "frame_displacement",
            "state_steps", "frame_acceleration", "contact_gap", "whole_jumps", "signed_changes",
            "relative_steps", "relative_jumps", "relative_per_ball", "restitution_jumps", "normal_rel",
-           "contact_timing", "state_big_endian")
+           "contact_timing", "state_big_endian", "keypoint_tokens")
 
 
 def free_flight_gap(positions, steps, radii, decimals: int) -> float:
@@ -293,7 +296,8 @@ class PhysicsLanguage:
                  frame_acceleration: bool = False, contact_gap: bool = False, whole_jumps: bool = False,
                  signed_changes: bool = False, relative_steps: bool = False, relative_jumps: bool = False,
                  relative_per_ball: bool = False, restitution_jumps: bool = False, normal_rel: bool = False,
-                 contact_timing: bool = False, state_big_endian: bool = False):
+                 contact_timing: bool = False, state_big_endian: bool = False, keypoint_tokens: bool = False,
+                 fine_tokens: int = 0):
         for name, on in (("frame_velocity", frame_velocity), ("frame_displacement", frame_displacement)):
             if on and not symbolic:
                 raise LanguageError(f"{name} needs the symbolic format (the visual-only one writes no states)")
@@ -345,6 +349,12 @@ class PhysicsLanguage:
             raise LanguageError("state_big_endian turns the <state> block's little-endian numbers round: it needs "
                                 "little_endian and the symbolic format")
         self.state_big_endian = state_big_endian
+        if fine_tokens < 0 or fine_tokens > tokens_per_frame:
+            raise LanguageError(f"fine_tokens: {fine_tokens} of a frame's {tokens_per_frame} tokens")
+        # keypoint_tokens: a frame's `fine_tokens` finest tokens (the DDT keypoint and radius tokens, last in
+        # the LM's order) are written <k0> ..., tokens of their own: as <v> ids they would share one embedding
+        # with a coarse code of the same id (physar/lm/visual_embeddings.py)
+        self.keypoint_tokens, self.fine_tokens = keypoint_tokens, fine_tokens
         colors = tuple(f"<{c}>" for c in COLOR_NAMES)
         visual = tuple(f"<v{i}>" for i in range(codebook_size))
         scenes = tuple(f"<{s}>" for s in SCENE_NAMES) if scene_token else ()
@@ -352,13 +362,16 @@ class PhysicsLanguage:
         self.vocab = list(SPECIAL + STRUCTURE + FIELDS + colors + DIGITS + (SIGN, POINT) + visual + scenes)
         # last again, so earlier checkpoints' ids stay as they are
         self.vocab += ([GAP] if contact_gap else []) + ([PLUS] if signed_changes else []) + ([REL] if relative_steps else [])
+        self.keypoint = tuple(f"<k{i}>" for i in range(codebook_size)) if keypoint_tokens else ()
+        self.vocab += self.keypoint
         self.index = {t: i for i, t in enumerate(self.vocab)}
         self.colors, self.visual = colors, visual
         # The grammar's sets of allowed next tokens, built once: constrained decoding caches a
         # logits mask per set, keyed by the set's identity.
         one = {t: frozenset({t}) for t in STRUCTURE + FIELDS + ("<eos>", POINT, SIGN, GAP, REL) + DIGITS}
         digits = frozenset(DIGITS)
-        self.expect = dict(one=one, colors=frozenset(colors), visual=frozenset(visual), digits=digits,
+        self.expect = dict(one=one, colors=frozenset(colors), visual=frozenset(visual), keypoint=frozenset(self.keypoint),
+                           digits=digits,
                            signed=digits | {SIGN}, zero_or_sign=frozenset({"<0>", SIGN, PLUS}), digits_or_point=digits | {POINT},
                            obj_or_end=frozenset({"<obj>", "</state>"}), nothing=frozenset())
 
@@ -399,7 +412,20 @@ class PhysicsLanguage:
 
     def frame_tokens(self, ids) -> list[str]:
         """A frame's ids in index order -> its visual tokens in LM order (coarse first)."""
-        return [self.visual[int(i)] for i in reversed(list(ids))]
+        return [self.slot_tokens(k)[int(i)] for k, i in enumerate(reversed(list(ids)))]
+
+    def slot_tokens(self, slot: int) -> tuple[str, ...]:
+        """The tokens a frame's visual token `slot` (LM order, coarse first) is written with."""
+        fine = self.keypoint_tokens and slot >= self.tokens_per_frame - self.fine_tokens
+        return self.keypoint if fine else self.visual
+
+    def slot_expect(self, slot: int) -> frozenset:
+        """The grammar's set of allowed tokens at a frame's visual token `slot` (LM order)."""
+        return self.expect["keypoint" if self.slot_tokens(slot) is self.keypoint else "visual"]
+
+    def is_frame_slot(self, allowed) -> bool:
+        """Whether a grammar's allowed set (by identity) is one of a frame's visual tokens."""
+        return allowed is self.expect["visual"] or (self.keypoint_tokens and allowed is self.expect["keypoint"])
 
     def prompt(self, visual_ids: np.ndarray, conditioning_frames: int, scene: str | None = None) -> list[str]:
         out = ["<clip>"]
@@ -636,7 +662,7 @@ def token_roles(tokens: list[str], lang: PhysicsLanguage) -> list[str]:
                 digit = -2 * len(places)
         elif t == "<frame>":
             slot, role, rel_frame = 0, "structure", False
-        elif t.startswith("<v") and t[2:-1].isdigit():
+        elif t[:2] in ("<v", "<k") and t[2:-1].isdigit():
             role, slot = f"visual {slot}", slot + 1
         elif t in DIGITS or t in (SIGN, PLUS):
             if in_state:
@@ -785,8 +811,8 @@ class SequenceParser:
             self.positions.append(frame)
             self.velocities.append(speeds)
             ids = []
-            for _ in range(lang.tokens_per_frame):
-                token = yield e["visual"]
+            for slot in range(lang.tokens_per_frame):
+                token = yield lang.slot_expect(slot)
                 ids.append(int(token[2:-1]))
             self.visual.append(ids[::-1])  # back to index order
         yield one["<eos>"]

@@ -647,3 +647,30 @@ def test_state_big_endian_turns_the_blocks_numbers_round_and_nothing_else(scene)
         big.parse(plain, 29)  # a little-endian block read the other way: the frames' positions, summed from it, differ
     with pytest.raises(LanguageError, match="state_big_endian"):
         PhysicsLanguage(CODEBOOK, K, state_big_endian=True, little_endian=False)
+
+
+def test_keypoint_tokens_write_the_finest_tokens_of_a_frame_as_their_own():
+    """keypoint_tokens: a frame's `fine_tokens` finest ids (last in LM order) are written <k..>, the coarse ones
+    <v..> as before; the ids read back the same; a <v> token where a keypoint belongs is refused, and the
+    vocabulary only grows at its end (earlier checkpoints' ids stay)."""
+    options = dict(contact_gap=True, whole_jumps=True, signed_changes=True, **ACCELERATION)
+    fine = 3
+    lang, plain = PhysicsLanguage(CODEBOOK, K, keypoint_tokens=True, fine_tokens=fine, **options), \
+        PhysicsLanguage(CODEBOOK, K, **options)
+    assert lang.vocab[:len(plain.vocab)] == plain.vocab and len(lang.vocab) == len(plain.vocab) + CODEBOOK
+    record, ids = record_of("collision"), visual_ids(32)
+    assert lang.frame_tokens(ids[0]) == [f"<v{i}>" for i in ids[0][::-1][:K - fine]] + \
+        [f"<k{i}>" for i in ids[0][:fine][::-1]]
+    completion = lang.completion(record, ids)
+    clip = lang.parse(completion, 29)
+    np.testing.assert_array_equal(clip.visual, ids[3:])
+    np.testing.assert_array_equal(clip.positions, plain.parse(plain.completion(record, ids), 29).positions)
+    last_frame = len(completion) - K  # the last frame's visual tokens close the completion
+    assert completion[last_frame + K - 1].startswith("<k")
+    broken = completion[:last_frame + K - 1] + [f"<v{ids[-1][0]}>"] + completion[last_frame + K:]
+    with pytest.raises(LanguageError):
+        lang.parse(broken, 29)
+    assert token_roles(completion, lang)[last_frame:last_frame + K] == [f"visual {k}" for k in range(K)]
+    assert lang.is_frame_slot(lang.slot_expect(K - 1)) and not plain.is_frame_slot(plain.expect["nothing"])
+    with pytest.raises(LanguageError, match="fine_tokens"):
+        PhysicsLanguage(CODEBOOK, K, keypoint_tokens=True, fine_tokens=K + 1)

@@ -13,7 +13,7 @@ from conftest import recipe_path, tiny_lm
 from physar.data.generate import generate, load_metadata
 from physar.errors import ConfigError, FrameDataError, TrainingError
 from physar.evaluation.evaluate import evaluate
-from physar.language import PhysicsLanguage
+from physar.language import PhysicsLanguage, split_tokens
 from physar.lm.config import LMConfig
 from physar.lm.generate import generate_dataset, single_clip_dataset, symbolic_agreement
 from physar.lm.model import build_tokenizer, load_checkpoint
@@ -205,6 +205,36 @@ def test_code_embeddings_start_ids_a_level_apart_close_together(tokenized, tmp_p
     assert torch.equal(again.get_input_embeddings().weight, plain.get_input_embeddings().weight)
 
 
+def test_keypoint_tokens_start_from_a_keypoints_coordinates_over_a_base_model(tokenized, tmp_path):
+    """keypoint_tokens over a base model without them: the base's rows stay as trained, the new <k..> rows start
+    from the fine FSQ's levels (a keypoint's x and y), so keypoints a coordinate level apart start close."""
+    import torch
+
+    from physar.lm.model import build_model
+    from physar.lm.visual_embeddings import fsq_digits
+
+    levels, fine_levels = [4, 4], [4, 4]
+    base_lang, lang = PhysicsLanguage(16, 4), PhysicsLanguage(16, 4, keypoint_tokens=True, fine_tokens=2)
+    base = build_model(tiny_lm([], tokenized / "ddt", hidden_size=64), build_tokenizer(base_lang))
+    base.save_pretrained(tmp_path / "base")
+    build_tokenizer(base_lang).save_pretrained(tmp_path / "base")
+    cfg = tiny_lm([], tokenized / "ddt", base_model=str(tmp_path / "base"), visual_embeddings="codes",
+                  keypoint_tokens=True)
+    tok = build_tokenizer(lang, cfg.base_model)
+    model = build_model(cfg, tok, levels, fine_levels)
+    weight, trained = model.get_input_embeddings().weight, base.get_input_embeddings().weight
+    assert torch.equal(weight[:len(trained)], trained)
+    keypoint = tok.convert_tokens_to_ids(list(lang.keypoint))
+    assert min(keypoint) >= len(trained)
+    rows = torch.nn.functional.normalize(weight[keypoint], dim=1)
+    digits = torch.from_numpy(fsq_digits(fine_levels))
+    apart = (digits[:, None] - digits[None]).abs().sum(-1)
+    cosine = rows @ rows.T
+    assert cosine[apart == 1].mean() > 0.4 and cosine[apart == 6].mean() < 0.0
+    with pytest.raises(ConfigError, match="fine_fsq_levels"):
+        build_model(cfg, tok, levels)
+
+
 def test_run_folder_and_config_guards(sft_run, tokenized, tmp_path):
     run, _ = sft_run
     cfg = tiny_lm([tokenized / "uniform"], tokenized / "ddt")
@@ -349,6 +379,51 @@ def test_frames_drawn_by_the_renderer_are_the_ddt_tokens_of_the_models_states(sf
     assert (tmp_path / "lm" / "trajectories.jsonl").read_text() != (tmp_path / "gen" / "trajectories.jsonl").read_text()
     with pytest.raises(CheckpointError, match="draw"):
         generate_dataset(run, data, tmp_path / "bad", limit=1, progress=False, draw="painter")
+
+
+def test_keypoint_tokens_train_and_draw_end_to_end(tmp_path):
+    """An LM over a keypoint tokenizer with keypoint_tokens: trains, writes <k..> only in a frame's fine slots,
+    and generation with drawn frames forces them (the drawn frames' ids are the DDT's encoding of its states).
+    A tokenizer without keypoint tokens is refused."""
+    import torch
+
+    from conftest import DDT
+    from physar.lm.drawing import known_keypoints
+    from physar.tokenizer.codec import encode_dataset, load_tokenizer
+    from simulators.render import render_frames
+    from physar.tokenizer.config import TokenizerConfig
+    from physar.tokenizer.model import DDTTokenizer
+
+    torch.manual_seed(0)
+    ddt = {**DDT, "num_tokens": 6, "fsq_levels": [4, 4, 4], "fine_tokens": 4, "fine_fsq_levels": [8, 8],
+           "fine_encoder": "keypoints", "renderer_sees_fine": False, "snap_to_keypoints": True}
+    DDTTokenizer(TokenizerConfig(**ddt)).save_pretrained(tmp_path / "ddt")
+    DDTTokenizer(TokenizerConfig(**DDT)).save_pretrained(tmp_path / "plain_ddt")
+    generate(recipe_path("collision"), "eval", tmp_path / "collision", count=8, resolution=32, seed=1, progress=False)
+    encode_dataset(tmp_path / "collision", tmp_path / "ddt", progress=False)
+    cfg = tiny_lm([tmp_path / "collision"], tmp_path / "ddt", keypoint_tokens=True, visual_embeddings="codes",
+                  eval_clips=2, steps=6, eval_every=6, save_every=6, max_length=1024)
+    train_sft(cfg, tmp_path / "run", progress=False)
+    _, tok, lang, _ = load_checkpoint(tmp_path / "run")
+    assert lang.keypoint_tokens and lang.fine_tokens == 4 and tok.convert_tokens_to_ids("<k63>") != tok.unk_token_id
+    example = load_examples([tmp_path / "collision"], lang, "ddt", None)[0]
+    frame = split_tokens(example["prompt"])[3:9]
+    assert [t[:2] for t in frame] == ["<v"] * 2 + ["<k"] * 4
+    report = generate_dataset(tmp_path / "run", tmp_path / "collision", tmp_path / "gen", limit=2, previews=False,
+                              progress=False, draw="renderer")
+    assert report["parse_rate"] == 1.0
+    ddt_model = load_tokenizer(tmp_path / "ddt")
+    for line in (tmp_path / "gen" / "trajectories.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        objects, positions = clip["objects"], np.asarray(clip["positions"])
+        radii, colors = np.array([max(o["r"], 1e-3) for o in objects]), [o["color"] for o in objects]
+        drawn = render_frames(positions, radii, np.array(colors), 32)
+        expected = [ddt_model.encode(torch.from_numpy(f[None]), known_keypoints(p, radii, colors, ddt_model.config))
+                    for f, p in zip(drawn, positions)]
+        assert np.array_equal(np.asarray(clip["visual_ids"])[3:], torch.cat(expected).numpy())
+    with pytest.raises(ConfigError, match="keypoint_tokens"):
+        train_sft(tiny_lm([tmp_path / "collision"], tmp_path / "plain_ddt", keypoint_tokens=True), tmp_path / "bad",
+                  progress=False)
 
 
 def test_drawn_keypoints_are_the_states_centres_for_balls_wholly_in_view():

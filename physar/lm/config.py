@@ -38,6 +38,9 @@ class LMConfig(YamlConfig):
     contact_timing: bool = False  # with restitution_jumps: a collision frame's positions take the old step up to the contact
     # the <state> block's numbers most significant digit first (the frames' stay little-endian; physar/language.py)
     state_big_endian: bool = False
+    # a keypoint tokenizer's keypoint and radius tokens written as tokens of their own, <k0> ... (physar/language.py);
+    # with visual_embeddings "codes" their embeddings start from the keypoint's coordinate levels
+    keypoint_tokens: bool = False
     # the reading task: up to this many extra examples per training clip, each a random window of
     # frames -> the <state> block at its last frame (physar/lm/sequences.py); batched by length
     reading_examples: int = 0

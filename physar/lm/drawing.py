@@ -51,7 +51,6 @@ class DrawnFrames(LogitsProcessor):
     def __init__(self, constraint, ddt, lang):
         self.constraint, self.ddt, self.lang = constraint, ddt, lang
         self.queues: list[list[int]] | None = None  # per row, the rest of the frame being forced
-        self.visual_id = [constraint.id_of[t] for t in lang.visual]
 
     def draw(self, parser) -> list[int]:
         """The LM-order token ids of the frame the parser is in: its balls at its last positions."""
@@ -62,15 +61,14 @@ class DrawnFrames(LogitsProcessor):
         keypoints = known_keypoints(positions[0], radii, colors, self.ddt.config)
         with torch.no_grad():
             ids = self.ddt.encode(torch.from_numpy(frame), keypoints).tolist()[0]
-        return [self.visual_id[i] for i in reversed(ids)]  # coarse first, as the language writes them
+        return [self.constraint.id_of[t] for t in self.lang.frame_tokens(ids)]  # coarse first, as the language writes them
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         parsers = self.constraint.parsers
         if self.queues is None:
             self.queues = [[] for _ in parsers]
-        visual = self.lang.expect["visual"]
         for row, parser in enumerate(parsers):
-            if parser.done or parser.allowed() is not visual:
+            if parser.done or not self.lang.is_frame_slot(parser.allowed()):
                 continue
             if not self.queues[row]:  # the frame's first visual token: its states are all written
                 self.queues[row] = self.draw(parser)

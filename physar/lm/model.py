@@ -39,10 +39,12 @@ def build_tokenizer(lang: PhysicsLanguage, base_model: str | Path | None = None)
     return tok
 
 
-def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
+def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None, fine_fsq_levels: list[int] | None = None):
     """A fresh Llama of the config's size over `tok`'s vocabulary, or cfg.base_model resized to it.
     With cfg.visual_embeddings "codes", the visual tokens' new embeddings start from the DDT
-    tokenizer's FSQ levels (`fsq_levels`); rows a base model already had are kept."""
+    tokenizer's FSQ levels (`fsq_levels`), and the keypoint tokens' (<k0> ..., cfg.keypoint_tokens)
+    from its fine FSQ's (`fine_fsq_levels`: a keypoint's x and y levels); rows a base model already
+    had are kept."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -67,8 +69,15 @@ def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
         if not fsq_levels:
             raise ConfigError("visual_embeddings: 'codes' needs the DDT tokenizer's fsq_levels")
         visual = tok.convert_tokens_to_ids([f"<v{i}>" for i in range(math.prod(fsq_levels))])
-        init_visual_embeddings(model.get_input_embeddings(), visual, fsq_levels, seed=cfg.seed,
-                               std=getattr(model.config, "initializer_range", 0.02), keep_below=new_rows_from)
+        std = getattr(model.config, "initializer_range", 0.02)
+        init_visual_embeddings(model.get_input_embeddings(), visual, fsq_levels, seed=cfg.seed, std=std,
+                               keep_below=new_rows_from)
+        if cfg.keypoint_tokens:
+            if not fine_fsq_levels:
+                raise ConfigError("keypoint_tokens with visual_embeddings 'codes' needs the DDT tokenizer's fine_fsq_levels")
+            keypoint = tok.convert_tokens_to_ids([f"<k{i}>" for i in range(math.prod(fine_fsq_levels))])
+            init_visual_embeddings(model.get_input_embeddings(), keypoint, fine_fsq_levels, seed=cfg.seed + 1, std=std,
+                                   keep_below=new_rows_from)
     model.config.pad_token_id = tok.pad_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
@@ -76,7 +85,7 @@ def build_model(cfg: LMConfig, tok, fsq_levels: list[int] | None = None):
 
 
 def language_info(lang: PhysicsLanguage) -> dict:
-    return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame,
+    return {"codebook_size": lang.codebook_size, "tokens_per_frame": lang.tokens_per_frame, "fine_tokens": lang.fine_tokens,
             **{k: getattr(lang, k) for k in LANGUAGE_OPTIONS}}
 
 

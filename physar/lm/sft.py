@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -68,14 +69,18 @@ def train_sft(config: LMConfig | str | Path, out: str | Path, data: list[str | P
     last = check_run(run, cfg.to_dict(), resume, LMConfig().to_dict())
 
     ddt_path, ddt = ddt_config(cfg.tokenizer)
-    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, **{k: getattr(cfg, k) for k in LANGUAGE_OPTIONS})
+    lang = PhysicsLanguage(ddt.codebook_size, ddt.num_tokens, fine_tokens=ddt.fine_tokens,
+                           **{k: getattr(cfg, k) for k in LANGUAGE_OPTIONS})
+    if cfg.keypoint_tokens and not (ddt.fine_tokens and math.prod(ddt.fine_fsq_levels) == ddt.codebook_size):
+        raise ConfigError(f"keypoint_tokens: {cfg.tokenizer} has no fine (keypoint) tokens with a codebook of "
+                          f"{ddt.codebook_size} ids (fine_tokens {ddt.fine_tokens}, fine_fsq_levels {ddt.fine_fsq_levels})")
     tok = build_tokenizer(lang, cfg.base_model)
     examples = load_examples(cfg.data, lang, cfg.token_file, weights_fingerprint(ddt_path))
     longest = _check_lengths(tok, examples, cfg.max_length)
     train_examples, eval_examples = split_examples(examples, cfg.eval_clips, cfg.seed)
     reading = reading_examples(lang, train_examples, cfg.reading_examples, cfg.seed) if cfg.reading_examples else []
     jumps = jump_examples(lang, train_examples, cfg.jump_examples) if cfg.jump_examples else []
-    model = build_model(cfg, tok, ddt.fsq_levels)
+    model = build_model(cfg, tok, ddt.fsq_levels, ddt.fine_fsq_levels if cfg.keypoint_tokens else None)
     start_run(run, cfg.to_dict())
 
     columns = ("prompt", "completion")

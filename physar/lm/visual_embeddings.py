@@ -9,6 +9,11 @@ as a thermometer code (level >= 1, level >= 2, ... per dimension, as +-1): ids a
 close, and because the embeddings are tied to the output layer, the logit of an id starts as a sum
 of per-dimension functions of its levels, so the model can prefer "level 5 here" without learning
 each of the ids that have it. A small random part keeps every row distinct; all rows then train.
+
+A keypoint tokenizer's fine ids are codes of another FSQ (a keypoint's x and y levels, [64, 64]) but
+the same numbers as the coarse ids: written as <v> tokens, keypoint x levels 7 and 8 start 8 features
+apart (two of the coarse [8, 8, 8, 8] digits change), 0 and 8 one apart. With `keypoint_tokens` the
+LM writes them <k0> ... and their rows start from the fine FSQ's levels instead (physar/lm/model.py).
 """
 
 from __future__ import annotations

@@ -245,7 +245,6 @@ def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...],
     only the token itself for a visual token the renderer drew; None once the sequence is over (or
     where a broken rollout stops being readable, or, `state_only`, after its <state> block)."""
     lang = grammar.lang
-    visual = lang.expect["visual"]
     parser, steps = SequenceParser(lang, grammar.num_frames, grammar.max_objects), []
     try:
         for token in given_state_block(grammar.tok.convert_ids_to_tokens(list(prompt))):
@@ -255,7 +254,7 @@ def grammar_steps(grammar, prompt: tuple[int, ...], completion: tuple[int, ...],
                 break
             token = grammar.token_of.get(token_id, "<unk>")
             allowed = parser.allowed()
-            steps.append(frozenset({token}) if drawn and allowed is visual else allowed)
+            steps.append(frozenset({token}) if drawn and lang.is_frame_slot(allowed) else allowed)
             parser.feed(token)
             if state_only and token == "</state>":
                 break
