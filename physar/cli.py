@@ -302,6 +302,7 @@ def compare_cmd(
     reuse: bool = typer.Option(False, "--reuse", help="Do not generate again a row whose folder in --out already holds its report for the same weights and clips (earlier compares into the same --out)."),
     state_from_frames: list[str] = typer.Option([], help="LABEL of a row whose <state> block the evaluator's parser reads from the conditioning frames instead of the LM (see `physar generate --state-from`); repeat for several."),
     drawn_by_renderer: list[str] = typer.Option([], help="LABEL of a row whose frames the renderer draws from the LM's states instead of the LM (see `physar generate --draw`); repeat for several."),
+    seed: int = typer.Option(0, help="Seed of the simulated evaluation sets: 0 is the sets every results page uses; another gives other clips of the same buckets (use a new --out, and not an RL prompt pool's seed)."),
 ):
     """Judge several LM checkpoints on the same simulated clips: velocity error per scene and bucket
     beside PhyWorld's published DiT errors and the GT floor, and velocity error against initial speed."""
@@ -319,7 +320,8 @@ def compare_cmd(
                 raise typer.BadParameter(f"{option} {label!r}: no --row has that label")
     command = "physar compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     typer.echo(compare(rows, recipe, out, count, convention.value, batch_size, page=page, command=command, reuse=reuse,
-                       state_from_frames=tuple(state_from_frames), drawn_by_renderer=tuple(drawn_by_renderer)))
+                       state_from_frames=tuple(state_from_frames), drawn_by_renderer=tuple(drawn_by_renderer),
+                       seed=seed))
 
 
 MULTI_VALUE_OPTIONS = ("--data", "--recipe")

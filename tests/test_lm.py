@@ -637,6 +637,12 @@ def test_compare_judges_rows_on_the_same_clips(sft_run, tmp_path):
     reading = next(line for line in text.splitlines() if line.startswith("| uniform | in |") and " / " in line)
     cells = [c.strip() for c in reading.split("|")[1:-1]]
     assert cells[2] == cells[3] and len(cells[2].split(" / ")) == 3  # position / velocity / radius, same for a and b
+    # another seed: other clips of the same buckets
+    compare({"a": run}, [recipe_path("uniform")], tmp_path / "cmp3", count=6, progress=False, seed=3)
+    sets = [json.loads((tmp_path / d / "data" / "uniform" / "dataset.json").read_text()) for d in ("cmp", "cmp3")]
+    assert [s["settings"]["seed"] for s in sets] == [0, 3]
+    velocities = [[r["velocities"][0] for r in load_metadata(tmp_path / d / "data" / "uniform")] for d in ("cmp", "cmp3")]
+    assert len(velocities[0]) == len(velocities[1]) and velocities[0] != velocities[1]
 
 
 def test_compare_reuses_a_row_only_for_the_same_weights_tokenizer_and_clips(sft_run, tmp_path, monkeypatch):

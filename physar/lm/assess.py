@@ -197,14 +197,16 @@ def report_markdown(report: dict) -> str:
 def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | Path, count: int | None = 150,
             convention: str = "exact", batch_size: int = 16, progress: bool = True, page: str | Path | None = None,
             command: str | None = None, reuse: bool = False, state_from_frames: tuple[str, ...] = (),
-            drawn_by_renderer: tuple[str, ...] = ()) -> str:
+            drawn_by_renderer: tuple[str, ...] = (), seed: int = EVALUATION_SEED) -> str:
     """Evaluate several checkpoints (label -> checkpoint) on the same simulated clips; one table
     of velocity error per scene and bucket, one column per row, PhyWorld's published DiT errors and
     the GT floor beside them, and a plot of error against initial speed. `page`: also write the
     table and the plot as a results page (Markdown + PNG beside it) that records `command`.
     `reuse`: a row whose folder in OUT holds a `finished_report` for its checkpoint is not generated again.
     `state_from_frames`: labels of rows whose <state> block the parser reads from the conditioning frames;
-    `drawn_by_renderer`: labels of rows whose frames the renderer draws from the LM's states."""
+    `drawn_by_renderer`: labels of rows whose frames the renderer draws from the LM's states.
+    `seed`: the evaluation sets' seed (EVALUATION_SEED, the sets every result page is judged on; another
+    seed gives other clips of the same buckets, to check a difference on clips nobody chose settings by)."""
     out = Path(out)
     for name, labels in (("state_from_frames", state_from_frames), ("drawn_by_renderer", drawn_by_renderer)):
         unknown = set(labels) - set(rows)
@@ -219,8 +221,8 @@ def compare(rows: dict[str, str | Path], recipes: list[str | Path], out: str | P
         if earlier is not None and progress:
             print(f"{label}: reusing {out / label}/report.json (same weights, same clips)")
         reports[label] = earlier or evaluate_checkpoint(ckpt, recipes, out / label, count, convention, batch_size,
-                                                        progress=progress, data_root=out / "data", state_from=state_from,
-                                                        draw=draw)
+                                                        seed=seed, progress=progress, data_root=out / "data",
+                                                        state_from=state_from, draw=draw)
     clips = {label: [json.loads(line) for recipe in map(Path, recipes)
                      for line in (out / label / "reports" / recipe.stem / "clips.jsonl").read_text().splitlines()]
              for label in rows}
