@@ -71,8 +71,8 @@ def measure(checkpoint: str, data_dir: str, limit: int | None, batch_size: int =
         ids = [encode_clip(ddt, v) for v in videos]
         prompts = np.stack([i[:cond] for i in ids])
         completions = [lang.completion(r, i) for r, i in zip(batch, ids)]
-        targets = [[None if t in lang.expect["visual"] or t in lang.expect["keypoint"] else tok.convert_tokens_to_ids(t) for t in c]
-                   for c in completions]
+        drawn = lang.expect["visual"] | lang.expect["keypoint"]
+        targets = [[None if t in drawn else tok.convert_tokens_to_ids(t) for t in c] for c in completions]
         scenes = [r["scene"] for r in batch]
         runs = {"free": generate_sequences(model, tok, lang, prompts, total - cond, cond, meta["max_objects"],
                                            seed=start, scenes=scenes),
