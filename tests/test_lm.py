@@ -390,9 +390,9 @@ def test_keypoint_tokens_train_and_draw_end_to_end(tmp_path):
     from conftest import DDT
     from physar.lm.drawing import known_keypoints
     from physar.tokenizer.codec import encode_dataset, load_tokenizer
-    from simulators.render import render_frames
     from physar.tokenizer.config import TokenizerConfig
     from physar.tokenizer.model import DDTTokenizer
+    from simulators.render import render_frames
 
     torch.manual_seed(0)
     ddt = {**DDT, "num_tokens": 6, "fsq_levels": [4, 4, 4], "fine_tokens": 4, "fine_fsq_levels": [8, 8],
