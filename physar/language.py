@@ -374,6 +374,11 @@ class PhysicsLanguage:
                            digits=digits,
                            signed=digits | {SIGN}, zero_or_sign=frozenset({"<0>", SIGN, PLUS}), digits_or_point=digits | {POINT},
                            obj_or_end=frozenset({"<obj>", "</state>"}), nothing=frozenset())
+        # Per visual slot of a frame (LM order, coarse first): the tokens it is written with and the
+        # grammar's allowed set there; the finest `fine_tokens` slots are <k> tokens with keypoint_tokens.
+        fine_from = tokens_per_frame - fine_tokens if keypoint_tokens else tokens_per_frame
+        self.slot_vocab = tuple(self.keypoint if k >= fine_from else visual for k in range(tokens_per_frame))
+        self.slot_sets = tuple(self.expect["keypoint" if k >= fine_from else "visual"] for k in range(tokens_per_frame))
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -412,19 +417,12 @@ class PhysicsLanguage:
 
     def frame_tokens(self, ids) -> list[str]:
         """A frame's ids in index order -> its visual tokens in LM order (coarse first)."""
-        return [self.slot_tokens(k)[int(i)] for k, i in enumerate(reversed(list(ids)))]
-
-    def slot_tokens(self, slot: int) -> tuple[str, ...]:
-        """The tokens a frame's visual token `slot` (LM order, coarse first) is written with."""
-        fine = self.keypoint_tokens and slot >= self.tokens_per_frame - self.fine_tokens
-        return self.keypoint if fine else self.visual
-
-    def slot_expect(self, slot: int) -> frozenset:
-        """The grammar's set of allowed tokens at a frame's visual token `slot` (LM order)."""
-        return self.expect["keypoint" if self.slot_tokens(slot) is self.keypoint else "visual"]
+        return [self.slot_vocab[k][int(i)] for k, i in enumerate(reversed(list(ids)))]
 
     def is_frame_slot(self, allowed) -> bool:
-        """Whether a grammar's allowed set (by identity) is one of a frame's visual tokens."""
+        """Whether a grammar's allowed set is one of a frame's visual tokens. By identity: the sets are
+        built once in __init__. The keypoint_tokens guard matters because every empty frozenset is one
+        object in CPython: without <k> tokens expect["keypoint"] is the grammar's `nothing`."""
         return allowed is self.expect["visual"] or (self.keypoint_tokens and allowed is self.expect["keypoint"])
 
     def prompt(self, visual_ids: np.ndarray, conditioning_frames: int, scene: str | None = None) -> list[str]:
@@ -812,7 +810,7 @@ class SequenceParser:
             self.velocities.append(speeds)
             ids = []
             for slot in range(lang.tokens_per_frame):
-                token = yield lang.slot_expect(slot)
+                token = yield lang.slot_sets[slot]
                 ids.append(int(token[2:-1]))
             self.visual.append(ids[::-1])  # back to index order
         yield one["<eos>"]

@@ -671,6 +671,6 @@ def test_keypoint_tokens_write_the_finest_tokens_of_a_frame_as_their_own():
     with pytest.raises(LanguageError):
         lang.parse(broken, 29)
     assert token_roles(completion, lang)[last_frame:last_frame + K] == [f"visual {k}" for k in range(K)]
-    assert lang.is_frame_slot(lang.slot_expect(K - 1)) and not plain.is_frame_slot(plain.expect["nothing"])
+    assert lang.is_frame_slot(lang.slot_sets[K - 1]) and not plain.is_frame_slot(plain.expect["nothing"])
     with pytest.raises(LanguageError, match="fine_tokens"):
         PhysicsLanguage(CODEBOOK, K, keypoint_tokens=True, fine_tokens=K + 1)
