@@ -5,6 +5,7 @@ runs at a tiny size (32 px, K = 4, a 48-code FSQ, a 2-layer Llama) in about a mi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -836,6 +837,33 @@ def test_paired_differences_are_per_clip_and_bound_the_mean():
     assert rows["rlin"]["n"] == 20 and rows["rlout"]["n"] == 20
     assert rows["rlin"]["low"] < -0.2 < rows["rlin"]["high"] < 0  # the clips' spread (0.5-3) cancels out
     assert rows["copyout"]["mean"] == rows["copyout"]["low"] == rows["copyout"]["high"] == 0.0
+
+
+def test_paired_rows_pools_compare_folders_and_refuses_one_seed_twice(tmp_path, capsys):
+    """benchmarks/paired_rows.py: a pair of rows judged per compare folder and pooled over folders (the pooled n is
+    the sum, the pooled difference the clip-weighted mean); two folders of one evaluation seed are refused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paired_rows", Path(__file__).parents[1] / "benchmarks" / "paired_rows.py")
+    paired_rows = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paired_rows)
+    shifts = {"a": (-0.3, 10), "b": (-0.1, 30)}  # folder -> (row minus reference, OOD clips)
+    for seed, (folder, (shift, n)) in enumerate(shifts.items()):
+        (tmp_path / folder / "data" / "collision").mkdir(parents=True)
+        (tmp_path / folder / "data" / "collision" / "dataset.json").write_text(json.dumps({"seed": seed}))
+        for row, delta in (("sft", 0.0), ("rl", shift)):
+            reports = tmp_path / folder / row / "reports" / "collision"
+            reports.mkdir(parents=True)
+            clips = [{"scene": "collision", "video": f"{i}.mp4", "bucket": "v_out", "small": False,
+                      "vel_error": 1.0 + seed + 0.1 * i + delta} for i in range(n)]
+            (reports / "clips.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
+    paired_rows.main(["--reference", "sft", "--row", "rl", "--compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    pooled = capsys.readouterr().out.split("pooled")[1]
+    assert "| collision | OOD | 40 |" in pooled and "| -0.150 [" in pooled  # (10 x -0.3 + 30 x -0.1) / 40
+    with pytest.raises(SystemExit, match="same seed"):
+        paired_rows.main(["--reference", "sft", "--row", "rl", "--compare", str(tmp_path / "a"), str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="no row 'ppo'"):
+        paired_rows.main(["--reference", "sft", "--row", "ppo", "--compare", str(tmp_path / "a")])
 
 
 def test_contact_gap_fine_tunes_from_an_acceleration_checkpoint_and_generates(tokenized, tmp_path):
