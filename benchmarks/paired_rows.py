@@ -6,7 +6,7 @@ pair (e.g. an RL run against its own SFT start), or the same pair on a second ev
 (`<folder>/<row>/reports/<scene>/clips.jsonl`) and prints, per scene and for ID / OOD clips, the mean
 velocity error of both rows and the mean per-clip difference (row minus reference) with its 95%
 bootstrap interval: for each folder, then for all folders pooled (clips of different folders are
-different clips; folders simulated with the same seed are refused, their clips would count twice).
+different clips; two folders holding one scene's clips of the same seed are refused, those would count twice).
 
     python benchmarks/paired_rows.py --reference sft-v11-lm-reads --row rl-v11-reading-velocity \\
         --compare outputs/compare_v6 outputs/compare_seed3_pc [--scene collision parabola]
@@ -35,8 +35,12 @@ def row_clips(folder: Path, row: str, scenes: list[str] | None) -> list[dict]:
     return clips
 
 
-def evaluation_seeds(folder: Path) -> set:
-    return {json.loads(p.read_text()).get("seed") for p in (folder / "data").glob("*/dataset.json")}
+def evaluation_sets(folder: Path, clips: list[dict]) -> set:
+    """The (scene, seed) of each evaluation set these clips of the folder come from."""
+    def seed(scene):
+        dataset = folder / "data" / scene / "dataset.json"
+        return json.loads(dataset.read_text()).get("seed") if dataset.is_file() else None
+    return {(scene, seed(scene)) for scene in {c["scene"] for c in clips}}
 
 
 def mean_error(clips: list[dict], scene: str, group: str, videos: set) -> float:
@@ -68,16 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     seen: dict = {}
-    for folder in args.compare:
-        for seed in evaluation_seeds(folder):
-            if seed in seen:
-                raise SystemExit(f"error: {folder} and {seen[seed]} hold clips of the same seed {seed}: pooled, they "
-                                 "would count the same clips twice")
-            seen[seed] = folder
     pooled_ref, pooled_row = [], []
     for k, folder in enumerate(args.compare):
         reference, row = row_clips(folder, args.reference, args.scene), row_clips(folder, args.row, args.scene)
-        print(table(f"{folder} (seeds {sorted(evaluation_seeds(folder))})", reference, row, args.reference, args.row))
+        sets = evaluation_sets(folder, reference)
+        for scene, seed in sets:
+            if (scene, seed) in seen:
+                raise SystemExit(f"error: {folder} and {seen[scene, seed]} hold the same {scene} clips (seed {seed}): "
+                                 "pooled, they would count twice")
+            seen[scene, seed] = folder
+        names = ", ".join(f"{scene} seed {seed}" for scene, seed in sorted(sets, key=str))
+        print(table(f"{folder} ({names})", reference, row, args.reference, args.row))
         prefix = lambda clips: [{**c, "video": f"{k}/{c['video']}"} for c in clips]  # noqa: E731
         pooled_ref += prefix(reference)
         pooled_row += prefix(row)

@@ -841,7 +841,8 @@ def test_paired_differences_are_per_clip_and_bound_the_mean():
 
 def test_paired_rows_pools_compare_folders_and_refuses_one_seed_twice(tmp_path, capsys):
     """benchmarks/paired_rows.py: a pair of rows judged per compare folder and pooled over folders (the pooled n is
-    the sum, the pooled difference the clip-weighted mean); two folders of one evaluation seed are refused."""
+    the sum, the pooled difference the clip-weighted mean); two folders holding one scene's clips of one seed are
+    refused."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("paired_rows", Path(__file__).parents[1] / "benchmarks" / "paired_rows.py")
@@ -860,7 +861,7 @@ def test_paired_rows_pools_compare_folders_and_refuses_one_seed_twice(tmp_path, 
     paired_rows.main(["--reference", "sft", "--row", "rl", "--compare", str(tmp_path / "a"), str(tmp_path / "b")])
     pooled = capsys.readouterr().out.split("pooled")[1]
     assert "| collision | OOD | 40 |" in pooled and "| -0.150 [" in pooled  # (10 x -0.3 + 30 x -0.1) / 40
-    with pytest.raises(SystemExit, match="same seed"):
+    with pytest.raises(SystemExit, match=r"same collision clips \(seed 0\)"):
         paired_rows.main(["--reference", "sft", "--row", "rl", "--compare", str(tmp_path / "a"), str(tmp_path / "a")])
     with pytest.raises(SystemExit, match="no row 'ppo'"):
         paired_rows.main(["--reference", "sft", "--row", "ppo", "--compare", str(tmp_path / "a")])
