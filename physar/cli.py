@@ -230,13 +230,16 @@ def sft_cmd(
     base_model: Optional[Path] = typer.Option(None, help="Start from this local Hugging Face causal LM folder (its vocabulary is extended) instead of a fresh Llama."),
     visual_only: bool = typer.Option(False, "--visual-only", help="Train on the visual-only format (no symbolic states): the ablation."),
 ):
-    """Stage 1: supervised fine-tuning of the LM on simulated clips (trl SFTTrainer, completion-only loss)."""
+    """Stage 1: supervised fine-tuning of the LM on simulated clips (trl SFTTrainer, completion-only loss); runs
+    unchanged under `accelerate launch` / `torchrun` (batch_size is per process)."""
+    from physar.lm.runs import is_main_process
     from physar.lm.sft import train_sft
 
     info = train_sft(config, out, data=data, resume=resume, steps=steps,
                      base_model=str(base_model) if base_model else None, symbolic=False if visual_only else None)
-    typer.echo(f"{out / 'checkpoint'}: {info['train_clips']} clips, {info['steps']} steps, eval loss {info['eval_loss']}, "
-               f"{info['train_seconds']:.0f} s")
+    if is_main_process():  # under accelerate launch / torchrun the others return no summary
+        typer.echo(f"{out / 'checkpoint'}: {info['train_clips']} clips, {info['steps']} steps, eval loss {info['eval_loss']}, "
+                   f"{info['train_seconds']:.0f} s")
 
 
 @app.command("rl")
@@ -246,11 +249,14 @@ def rl_cmd(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last trl checkpoint."),
     steps: Optional[int] = typer.Option(None, min=1, help="Override the config's number of GRPO steps."),
 ):
-    """Stage 2: GRPO from the SFT checkpoint with physics-consistency rewards (trl GRPOTrainer)."""
+    """Stage 2: GRPO from the SFT checkpoint with physics-consistency rewards (trl GRPOTrainer); runs unchanged
+    under `accelerate launch` / `torchrun` (prompts_per_step is per process)."""
+    from physar.lm.runs import is_main_process
     from physar.rl.grpo import train_rl
 
     info = train_rl(config, out, resume=resume, steps=steps)
-    typer.echo(f"{out / 'checkpoint'}: {info['prompts']} prompts, {info['rl']['steps']} steps, {info['rl_seconds']:.0f} s")
+    if is_main_process():
+        typer.echo(f"{out / 'checkpoint'}: {info['prompts']} prompts, {info['rl']['steps']} steps, {info['rl_seconds']:.0f} s")
 
 
 @app.command("generate")

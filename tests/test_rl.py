@@ -308,3 +308,51 @@ def test_field_rollouts_score_one_number_of_the_block(sft_run, tokenized, tmp_pa
     assert all(r["rewards/format_ok/mean"] == 1.0 for r in logged if "rewards/format_ok/mean" in r)
     with pytest.raises(ConfigError, match="reading_fields"):
         RLConfig(rollout="field", reading_fields=["speed"], reward_weights={"reading": 1.0})
+
+
+def test_only_the_main_process_refuses_or_writes_a_run_folder(tmp_path, monkeypatch):
+    """Launched as several processes (accelerate launch / torchrun set RANK), rank 0 guards and writes the run
+    folder; another rank that arrives after rank 0 has started it neither refuses it nor writes it again."""
+    from physar.errors import TrainingError
+    from physar.lm.runs import check_run, start_run
+
+    run = tmp_path / "rl"
+    monkeypatch.setenv("RANK", "0")
+    assert check_run(run, {"steps": 2}, resume=False) is None
+    start_run(run, {"steps": 2})
+    monkeypatch.setenv("RANK", "1")
+    assert check_run(run, {"steps": 2}, resume=False) is None  # rank 0 has written settings.json by now
+    start_run(run, {"steps": 3})
+    assert json.loads((run / "settings.json").read_text()) == {"steps": 2} and not list(run.glob("*.tmp"))
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(TrainingError, match="not empty"):
+        check_run(run, {"steps": 2}, resume=False)
+
+
+def test_grpo_runs_unchanged_as_two_processes(sft_run, tokenized, tmp_path):
+    """`physar rl` under torchrun (what accelerate launch starts), two CPU processes with gloo: one run folder,
+    one checkpoint and log, each step taking prompts_per_step prompts a process; --resume continues it there."""
+    import subprocess
+    import sys
+
+    run, *_ = _setup(sft_run)
+    config = tmp_path / "rl.yaml"
+    config.write_text(f"checkpoint: {run}\nprompts: [{tokenized / 'uniform'}]\nmax_prompts: 8\nnum_generations: 2\n"
+                      "prompts_per_step: 2\nsteps: 2\nsave_every: 2\nlearning_rate: 1.0e-3\nseed: 0\n")
+
+    def launch(*extra):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", "29533", "-m", "physar.cli", "rl", "--config", str(config),
+                               "--out", str(tmp_path / "rl"), *extra], capture_output=True, text=True, timeout=600)
+
+    done = launch()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("prompts, 2 steps") == 1  # one summary, from rank 0
+    rows = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "rewards/physics/mean" in r] == [1, 2]
+    assert rows[-1]["epoch"] == 1.0  # 2 steps x 2 processes x 2 prompts = the pool's 8 prompts, once
+    assert (tmp_path / "rl" / "checkpoint" / "model.safetensors").is_file()
+    resumed = launch("--resume", "--steps", "3")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "rewards/physics/mean" in r] == [1, 2, 3]
