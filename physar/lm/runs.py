@@ -47,10 +47,10 @@ def start_run(run: Path, settings: dict) -> None:
     process only, and atomically, since the others may be reading them (check_run on --resume)."""
     if not is_main_process():
         return
+    from physar.data.generate import _write_json
+
     run.mkdir(parents=True, exist_ok=True)
-    tmp = run / "settings.json.tmp"
-    tmp.write_text(json.dumps(settings, indent=1))
-    tmp.replace(run / "settings.json")
+    _write_json(run / "settings.json", settings, indent=1)
 
 
 def json_log_callback(path: Path):
